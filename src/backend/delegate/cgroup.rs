@@ -1,0 +1,214 @@
+//! The container's cgroup, read directly: process list, statistics and OOM kills.
+//! Read here rather than through `<runtime> events`, which crun does not have.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use containerd_shim::protos::cgroups::metrics as v1;
+use containerd_shim::protos::cgroups_v2::metrics as v2;
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
+use containerd_shim::protos::protobuf::MessageFull;
+use tokio::io::unix::AsyncFd;
+
+use crate::stdio::new_async_fd;
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+#[derive(Debug, Clone)]
+pub enum ContainerCgroup {
+    /// cgroup v1: the container's directory in the memory hierarchy (and its relative path).
+    V1 { relative: PathBuf, pid: u32 },
+    /// cgroup v2 (unified): the container's directory.
+    V2 { dir: PathBuf },
+}
+
+impl ContainerCgroup {
+    /// Finds the cgroup of `pid` as the kernel reports it.
+    pub fn of_pid(pid: u32) -> Option<ContainerCgroup> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let unified_root = is_cgroup2(Path::new(ROOT));
+        for line in text.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let rel = PathBuf::from(path.trim_start_matches('/'));
+            if unified_root && ctrls.is_empty() {
+                return Some(ContainerCgroup::V2 { dir: Path::new(ROOT).join(rel) });
+            }
+            if !unified_root && ctrls.split(',').any(|c| c == "memory") {
+                return Some(ContainerCgroup::V1 { relative: rel, pid });
+            }
+        }
+        None
+    }
+
+    fn memory_dir(&self) -> PathBuf {
+        match self {
+            ContainerCgroup::V1 { relative, .. } => Path::new(ROOT).join("memory").join(relative),
+            ContainerCgroup::V2 { dir } => dir.clone(),
+        }
+    }
+
+    pub fn pids(&self) -> std::io::Result<Vec<u32>> {
+        let text = std::fs::read_to_string(self.memory_dir().join("cgroup.procs"))?;
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    /// How many processes the kernel OOM-killed in this cgroup so far.
+    pub fn oom_kills(&self) -> u64 {
+        let file = match self {
+            ContainerCgroup::V1 { .. } => "memory.oom_control",
+            ContainerCgroup::V2 { .. } => "memory.events",
+        };
+        let text = std::fs::read_to_string(self.memory_dir().join(file)).unwrap_or_default();
+        keyed(&text, "oom_kill").unwrap_or(0)
+    }
+
+    pub fn stats(&self) -> Result<Any, String> {
+        match self {
+            ContainerCgroup::V1 { pid, .. } => {
+                let cg = containerd_shim::cgroup::get_cgroup(*pid).map_err(|e| e.to_string())?;
+                let m = containerd_shim::cgroup::collect_metrics(&cg).map_err(|e| e.to_string())?;
+                pack(&m)
+            }
+            ContainerCgroup::V2 { dir } => pack(&v2_metrics(dir)),
+        }
+    }
+
+    /// Publishes every new OOM kill as it happens, until the cgroup goes away.
+    pub async fn watch_oom(self, reported: Arc<AtomicU64>, on_oom: impl Fn() + Send + 'static) {
+        let Ok(wake) = self.oom_wakeups() else {
+            tracing::warn!(cgroup = %self.memory_dir().display(), "cannot watch for OOM kills; only exits will be checked");
+            return;
+        };
+        let dir = self.memory_dir();
+        let mut buf = [0u8; 4096];
+        loop {
+            let Ok(mut guard) = wake.readable().await else { return };
+            let _ = guard.try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buf).map_err(std::io::Error::from));
+            if !dir.exists() {
+                return;
+            }
+            if report_new(&self, &reported) {
+                on_oom();
+            }
+        }
+    }
+
+    /// A descriptor that becomes readable when the OOM counters may have changed:
+    /// an eventfd registered on memory.oom_control (v1), inotify on memory.events (v2).
+    fn oom_wakeups(&self) -> std::io::Result<AsyncFd<OwnedFd>> {
+        let dir = self.memory_dir();
+        let fd = match self {
+            ContainerCgroup::V1 { .. } => {
+                // SAFETY: eventfd returns a new descriptor we own, or -1.
+                let efd = unsafe { nix::libc::eventfd(0, nix::libc::EFD_CLOEXEC | nix::libc::EFD_NONBLOCK) };
+                if efd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+                let ctl = std::fs::File::open(dir.join("memory.oom_control"))?;
+                std::fs::write(dir.join("cgroup.event_control"), format!("{} {}", efd.as_raw_fd(), ctl.as_raw_fd()))?;
+                efd
+            }
+            ContainerCgroup::V2 { .. } => {
+                use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+                let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
+                ino.add_watch(&dir.join("memory.events"), AddWatchFlags::IN_MODIFY)?;
+                OwnedFd::from(ino)
+            }
+        };
+        new_async_fd(fd)
+    }
+}
+
+/// Marks OOM kills up to now as reported; true if there were new ones.
+pub fn report_new(cg: &ContainerCgroup, reported: &AtomicU64) -> bool {
+    let now = cg.oom_kills();
+    reported.fetch_max(now, Ordering::SeqCst) < now
+}
+
+fn is_cgroup2(p: &Path) -> bool {
+    nix::sys::statfs::statfs(p).map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC).unwrap_or(false)
+}
+
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn read_u64(p: &Path) -> u64 {
+    std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+fn pack<M: MessageFull>(m: &M) -> Result<Any, String> {
+    Ok(Any {
+        type_url: M::descriptor().full_name().to_string(),
+        value: m.write_to_bytes().map_err(|e| e.to_string())?,
+        ..Default::default()
+    })
+}
+
+fn v2_metrics(dir: &Path) -> v2::Metrics {
+    let mut m = v2::Metrics::new();
+    let max = |f: &str| std::fs::read_to_string(dir.join(f)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let mut pids = v2::PidsStat::new();
+    pids.current = read_u64(&dir.join("pids.current"));
+    pids.limit = max("pids.max");
+    m.pids = Some(pids).into();
+    let cpu_text = std::fs::read_to_string(dir.join("cpu.stat")).unwrap_or_default();
+    let c = |k| keyed(&cpu_text, k).unwrap_or(0);
+    let mut cpu = v2::CPUStat::new();
+    cpu.usage_usec = c("usage_usec");
+    cpu.user_usec = c("user_usec");
+    cpu.system_usec = c("system_usec");
+    cpu.nr_periods = c("nr_periods");
+    cpu.nr_throttled = c("nr_throttled");
+    cpu.throttled_usec = c("throttled_usec");
+    m.cpu = Some(cpu).into();
+    let mem_text = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
+    let s = |k| keyed(&mem_text, k).unwrap_or(0);
+    let mut mem = v2::MemoryStat::new();
+    mem.usage = read_u64(&dir.join("memory.current"));
+    mem.usage_limit = max("memory.max");
+    mem.swap_usage = read_u64(&dir.join("memory.swap.current"));
+    mem.anon = s("anon");
+    mem.file = s("file");
+    mem.kernel_stack = s("kernel_stack");
+    mem.sock = s("sock");
+    mem.shmem = s("shmem");
+    mem.file_mapped = s("file_mapped");
+    mem.file_dirty = s("file_dirty");
+    mem.pgfault = s("pgfault");
+    mem.pgmajfault = s("pgmajfault");
+    mem.inactive_anon = s("inactive_anon");
+    mem.active_anon = s("active_anon");
+    mem.inactive_file = s("inactive_file");
+    mem.active_file = s("active_file");
+    m.memory = Some(mem).into();
+    let ev = std::fs::read_to_string(dir.join("memory.events")).unwrap_or_default();
+    let mut events = v2::MemoryEvents::new();
+    events.low = keyed(&ev, "low").unwrap_or(0);
+    events.high = keyed(&ev, "high").unwrap_or(0);
+    events.max = keyed(&ev, "max").unwrap_or(0);
+    events.oom = keyed(&ev, "oom").unwrap_or(0);
+    events.oom_kill = keyed(&ev, "oom_kill").unwrap_or(0);
+    m.memory_events = Some(events).into();
+    m
+}
+
+#[allow(dead_code)]
+fn _v1_type_check(_: v1::Metrics) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_reads_counters() {
+        let t = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
+        assert_eq!(keyed(t, "oom_kill"), Some(3));
+        assert_eq!(keyed("low 0\noom 1\n", "oom"), Some(1));
+        assert_eq!(keyed("", "oom_kill"), None);
+    }
+}

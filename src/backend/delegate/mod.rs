@@ -1,0 +1,315 @@
+//! The exec delegate: a Linux container run by an OCI runtime CLI (crun, runc,
+//! youki, ...) that the shim drives the way containerd's runc shim drives runc.
+
+pub mod cgroup;
+pub mod cli;
+pub mod console;
+pub mod profile;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use oci_spec::runtime::{LinuxResources, Process, Spec};
+use tokio::sync::Mutex;
+
+use self::cgroup::ContainerCgroup;
+use self::cli::Cli;
+use self::profile::Profile;
+use crate::backend::{CreateContext, DelegateLeftover, Error, Instance, Leftovers, Notice, NoticeSender, Result, Stats};
+use crate::spawn::ChildStdio;
+use crate::stdio::{IoCopy, StdioPaths};
+
+/// How long output may take to reach containerd after a process exited.
+const DRAIN_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+
+pub struct DelegateContainer {
+    id: String,
+    cli: Cli,
+    work: PathBuf,
+    pid: u32,
+    init_io: Mutex<IoCopy>,
+    execs: Mutex<HashMap<String, Exec>>,
+    cgroup: Option<ContainerCgroup>,
+    ooms_reported: Arc<AtomicU64>,
+    exec_seq: std::sync::atomic::AtomicU32,
+}
+
+struct Exec {
+    process: Process,
+    stdio: StdioPaths,
+    io: IoCopy,
+    pid: Option<u32>,
+}
+
+/// The delegate's `--root`: one per delegate and namespace, under the shim's state root.
+pub fn root_dir(state_root: &Path, namespace: &str, delegate: &str) -> PathBuf {
+    state_root.join(namespace).join("delegates").join(delegate)
+}
+
+/// The cgroups path has the systemd form `slice:prefix:name`.
+fn is_systemd_cgroup(spec: &Spec) -> bool {
+    let path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    path.map(|p| p.to_string_lossy().split(':').count() == 3).unwrap_or(false)
+}
+
+pub async fn create(ctx: &CreateContext<'_>, name: &str, notices: NoticeSender) -> Result<DelegateContainer> {
+    let cfg = &ctx.config.delegate;
+    let profile = Profile::load(name, &cfg.profile_dir).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let binary = profile.find_binary(&profile::search_path()).map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+    let root = root_dir(&ctx.config.state_root, ctx.namespace, name);
+    std::fs::create_dir_all(&root).map_err(|e| Error::failed(&format!("create {}", root.display()), e))?;
+    let cli = Cli {
+        profile,
+        binary,
+        root,
+        log: ctx.work_dir.join("log.json"),
+        systemd_cgroup: cfg.systemd_cgroup || is_systemd_cgroup(ctx.spec),
+    };
+    tracing::info!(id = ctx.id, delegate = name, binary = %cli.binary.display(), root = %cli.root.display(),
+        systemd_cgroup = cli.systemd_cgroup, "delegate chosen");
+
+    let pid_file = ctx.work_dir.join("init.pid");
+    let mut args: Vec<OsString> = vec!["create".into(), "--bundle".into(), ctx.bundle.into(), "--pid-file".into(), (&pid_file).into()];
+    let (io, pid) = if ctx.stdio.terminal {
+        let console = console::Listener::bind(&ctx.config.state_root).await?;
+        args.extend(["--console-socket".into(), console.path().into(), ctx.id.into()]);
+        cli.run(args, ChildStdio::default()).await?;
+        let master = console.receive().await?;
+        let io = IoCopy::console(ctx.stdio, master).map_err(|e| Error::failed("connect the console to containerd", e))?;
+        (io, read_pid(&pid_file)?)
+    } else {
+        let (io, ends) = IoCopy::pipes(ctx.stdio, ctx.id, ctx.namespace)
+            .await
+            .map_err(|e| Error::failed("open the container's stdio", e))?;
+        args.push(ctx.id.into());
+        cli.run(args, ChildStdio { stdin: ends.stdin, stdout: ends.stdout, stderr: ends.stderr }).await?;
+        (io, read_pid(&pid_file)?)
+    };
+
+    let cgroup = ContainerCgroup::of_pid(pid);
+    let ooms_reported = Arc::new(AtomicU64::new(0));
+    if let Some(cg) = cgroup.clone() {
+        ooms_reported.store(cg.oom_kills(), std::sync::atomic::Ordering::SeqCst);
+        let id = ctx.id.to_string();
+        tokio::spawn(cg.watch_oom(ooms_reported.clone(), move || {
+            let _ = notices.send(Notice::Oom { id: id.clone() });
+        }));
+    }
+    Ok(DelegateContainer {
+        id: ctx.id.into(),
+        cli,
+        work: ctx.work_dir.clone(),
+        pid,
+        init_io: Mutex::new(io),
+        execs: Mutex::new(HashMap::new()),
+        cgroup,
+        ooms_reported,
+        exec_seq: Default::default(),
+    })
+}
+
+fn read_pid(path: &Path) -> Result<u32> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::failed(&format!("read {}", path.display()), e))?;
+    text.trim().parse().map_err(|_| Error::Failed(format!("{} holds no pid: {text:?}", path.display())))
+}
+
+/// Removes a container the delegate may still hold; used by `shim delete` after a
+/// dead shim, when nothing but the recorded leftovers is known.
+pub async fn force_delete(left: &DelegateLeftover, id: &str) -> Result<()> {
+    let cli = Cli {
+        profile: Profile { name: left.name.clone(), binary: left.binary.clone(), global_args: vec![], log: Default::default(), commands: Default::default() },
+        binary: left.binary.clone(),
+        root: left.root.clone(),
+        log: std::env::temp_dir().join(format!("micrun-delete-{id}.json")),
+        systemd_cgroup: left.systemd_cgroup,
+    };
+    let r = cli.simple(&["delete", "--force", id]).await;
+    let _ = std::fs::remove_file(&cli.log);
+    match r {
+        Err(e) if !cli::is_gone(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+impl DelegateContainer {
+    fn gone_is_not_found(e: Error) -> Error {
+        if cli::is_gone(&e) { Error::NotFound(format!("process already finished ({e})")) } else { e }
+    }
+}
+
+#[async_trait]
+impl Instance for DelegateContainer {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn leftovers(&self) -> Leftovers {
+        Leftovers {
+            delegate: Some(DelegateLeftover {
+                name: self.cli.profile.name.clone(),
+                binary: self.cli.binary.clone(),
+                root: self.cli.root.clone(),
+                systemd_cgroup: self.cli.systemd_cgroup,
+            }),
+        }
+    }
+
+    async fn start(&self) -> Result<()> {
+        self.cli.simple(&["start", &self.id]).await.map(drop)
+    }
+
+    async fn kill(&self, exec_id: Option<&str>, signal: u32, all: bool) -> Result<()> {
+        let Some(exec_id) = exec_id else {
+            let sig = signal.to_string();
+            let mut args = vec!["kill"];
+            if all {
+                args.push("--all");
+            }
+            args.extend([self.id.as_str(), sig.as_str()]);
+            return self.cli.simple(&args).await.map(drop).map_err(Self::gone_is_not_found);
+        };
+        let execs = self.execs.lock().await;
+        let pid = execs
+            .get(exec_id)
+            .and_then(|e| e.pid)
+            .ok_or_else(|| Error::NotFound(format!("exec {exec_id} is not running")))?;
+        let sig = nix::sys::signal::Signal::try_from(signal as i32)
+            .map_err(|_| Error::InvalidArgument(format!("signal {signal} is not a valid signal number")))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig)
+            .map_err(|e| Error::NotFound(format!("exec {exec_id} (pid {pid}): {e}")))
+    }
+
+    async fn exec(&self, exec_id: &str, process: Process, stdio: StdioPaths) -> Result<()> {
+        let mut execs = self.execs.lock().await;
+        if execs.contains_key(exec_id) {
+            return Err(Error::InvalidArgument(format!("exec id {exec_id} already exists in container {}", self.id)));
+        }
+        execs.insert(exec_id.into(), Exec { process, stdio, io: IoCopy::default(), pid: None });
+        Ok(())
+    }
+
+    async fn start_exec(&self, exec_id: &str) -> Result<u32> {
+        let (process, stdio) = {
+            let execs = self.execs.lock().await;
+            let e = execs.get(exec_id).ok_or_else(|| Error::NotFound(format!("exec {exec_id} not found")))?;
+            (e.process.clone(), e.stdio.clone())
+        };
+        let n = self.exec_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let spec_file = self.work.join(format!("exec-{n}.json"));
+        let pid_file = self.work.join(format!("exec-{n}.pid"));
+        let json = serde_json::to_vec(&process).map_err(|e| Error::failed("encode exec process", e))?;
+        std::fs::write(&spec_file, json).map_err(|e| Error::failed("write exec process", e))?;
+        let mut args: Vec<OsString> =
+            vec!["exec".into(), "--process".into(), (&spec_file).into(), "--detach".into(), "--pid-file".into(), (&pid_file).into()];
+        let result = if stdio.terminal {
+            let console = console::Listener::bind(self.cli.root.parent().unwrap_or(&self.work)).await?;
+            args.extend(["--console-socket".into(), console.path().into(), (&self.id).into()]);
+            match self.cli.run(args, ChildStdio::default()).await {
+                Ok(_) => {
+                    let master = console.receive().await?;
+                    IoCopy::console(&stdio, master).map_err(|e| Error::failed("connect the exec console", e))
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            let (io, ends) = IoCopy::pipes(&stdio, &self.id, "").await.map_err(|e| Error::failed("open exec stdio", e))?;
+            args.push((&self.id).into());
+            self.cli.run(args, ChildStdio { stdin: ends.stdin, stdout: ends.stdout, stderr: ends.stderr }).await.map(|_| io)
+        };
+        let _ = std::fs::remove_file(&spec_file);
+        let io = result?;
+        let pid = read_pid(&pid_file);
+        let _ = std::fs::remove_file(&pid_file);
+        let pid = pid?;
+        let mut execs = self.execs.lock().await;
+        if let Some(e) = execs.get_mut(exec_id) {
+            e.io = io;
+            e.pid = Some(pid);
+        }
+        Ok(pid)
+    }
+
+    async fn delete_exec(&self, exec_id: &str) -> Result<()> {
+        let e = self.execs.lock().await.remove(exec_id);
+        match e {
+            Some(mut e) => {
+                e.io.drain(DRAIN_BOUND).await;
+                Ok(())
+            }
+            None => Err(Error::NotFound(format!("exec {exec_id} not found"))),
+        }
+    }
+
+    async fn delete(&self) -> Result<()> {
+        let r = self.cli.simple(&["delete", "--force", &self.id]).await;
+        self.init_io.lock().await.drain(DRAIN_BOUND).await;
+        let _ = std::fs::remove_dir_all(&self.work);
+        match r {
+            Err(e) if !cli::is_gone(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn resize_pty(&self, exec_id: Option<&str>, width: u32, height: u32) -> Result<()> {
+        let r = match exec_id {
+            None => self.init_io.lock().await.resize(width, height),
+            Some(x) => match self.execs.lock().await.get(x) {
+                Some(e) => e.io.resize(width, height),
+                None => return Err(Error::NotFound(format!("exec {x} not found"))),
+            },
+        };
+        r.map_err(|e| Error::FailedPrecondition(format!("resize: {e}")))
+    }
+
+    async fn close_io(&self, exec_id: Option<&str>) -> Result<()> {
+        match exec_id {
+            None => self.init_io.lock().await.close_stdin(),
+            Some(x) => match self.execs.lock().await.get_mut(x) {
+                Some(e) => e.io.close_stdin(),
+                None => return Err(Error::NotFound(format!("exec {x} not found"))),
+            },
+        }
+        Ok(())
+    }
+
+    async fn drain_io(&self, exec_id: Option<&str>) {
+        if exec_id.is_none() {
+            self.init_io.lock().await.drain(DRAIN_BOUND).await;
+        }
+    }
+
+    async fn pids(&self) -> Result<Vec<u32>> {
+        let cg = self.cgroup.as_ref().ok_or_else(|| Error::FailedPrecondition("container cgroup not found".into()))?;
+        cg.pids().map_err(|e| Error::failed("read the container's cgroup.procs", e))
+    }
+
+    async fn pause(&self) -> Result<()> {
+        self.cli.simple(&["pause", &self.id]).await.map(drop)
+    }
+
+    async fn resume(&self) -> Result<()> {
+        self.cli.simple(&["resume", &self.id]).await.map(drop)
+    }
+
+    async fn update(&self, resources: &LinuxResources) -> Result<()> {
+        let file = self.work.join("update.json");
+        let json = serde_json::to_vec(resources).map_err(|e| Error::failed("encode resources", e))?;
+        std::fs::write(&file, json).map_err(|e| Error::failed("write resources", e))?;
+        let r = self.cli.simple(&["update", "--resources", &file.to_string_lossy(), &self.id]).await;
+        let _ = std::fs::remove_file(&file);
+        r.map(drop)
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        let cg = self.cgroup.as_ref().ok_or_else(|| Error::FailedPrecondition("container cgroup not found".into()))?;
+        cg.stats().map_err(|e| Error::Failed(format!("read cgroup statistics: {e}")))
+    }
+
+    async fn oom_at_exit(&self) -> bool {
+        self.cgroup.as_ref().map(|cg| cgroup::report_new(cg, &self.ooms_reported)).unwrap_or(false)
+    }
+}

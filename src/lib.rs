@@ -1,0 +1,12 @@
+//! micrun: a containerd shim v2 runtime (`io.containerd.mica.v2`) that sends each
+//! container either to an RTOS through openEuler MICA's micad, or to a Linux OCI
+//! runtime CLI (crun, runc, youki).
+
+pub mod annotations;
+pub mod backend;
+pub mod config;
+pub mod router;
+pub mod shim;
+pub mod spawn;
+pub mod state;
+pub mod stdio;

@@ -1,0 +1,132 @@
+//! Turning reaped processes into TaskExit events. One loop per shim receives every
+//! exit from the crate's monitor (pids for delegated processes, container/exec ids
+//! for backends that are not processes of ours) and every backend notice.
+
+use std::collections::VecDeque;
+
+use containerd_shim::monitor::{monitor_subscribe, ExitEvent, Subject, Topic};
+use containerd_shim::protos::events::task::{TaskExit, TaskOOM};
+use containerd_shim::protos::protobuf::MessageField;
+
+use super::service::{publish, timestamp, Service};
+use crate::backend::Notice;
+
+/// Exits of pids not yet known to any process: an exec can exit before the
+/// runtime's pid file is read. Bounded, oldest first out.
+#[derive(Default)]
+pub struct Unclaimed(VecDeque<(i32, i32)>);
+
+const UNCLAIMED_MAX: usize = 128;
+
+impl Unclaimed {
+    fn push(&mut self, pid: i32, code: i32) {
+        if self.0.len() == UNCLAIMED_MAX {
+            self.0.pop_front();
+        }
+        self.0.push_back((pid, code));
+    }
+
+    fn take(&mut self, pid: u32) -> Option<i32> {
+        let i = self.0.iter().position(|(p, _)| *p as u32 == pid)?;
+        self.0.remove(i).map(|(_, c)| c)
+    }
+}
+
+impl Service {
+    /// Starts the loop; call once, before any container exists.
+    pub(super) async fn watch_exits(&self, mut notices: tokio::sync::mpsc::UnboundedReceiver<Notice>) {
+        let mut sub = monitor_subscribe(Topic::All).await.expect("the exit monitor always accepts subscribers");
+        let svc = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    // Notices first: an OOM seen by the watcher goes out before the exit it caused.
+                    biased;
+                    Some(n) = notices.recv() => svc.notice(n).await,
+                    ev = sub.rx.recv() => match ev {
+                        Some(ev) => svc.exited(ev).await,
+                        None => return,
+                    },
+                }
+            }
+        });
+    }
+
+    async fn notice(&self, n: Notice) {
+        match n {
+            Notice::Oom { id } => {
+                tracing::info!(id, "oom kill in container");
+                self.publish(TaskOOM { container_id: id, ..Default::default() }).await;
+            }
+        }
+    }
+
+    async fn exited(&self, ev: ExitEvent) {
+        let found = {
+            let map = self.containers.lock().await;
+            match &ev.subject {
+                Subject::Pid(pid) => map.values().find_map(|c| {
+                    if c.init.pid as i32 == *pid && c.init.exit().is_none() {
+                        return Some((c.id.clone(), None, c.instance.clone()));
+                    }
+                    c.execs
+                        .iter()
+                        .find(|(_, p)| p.pid as i32 == *pid && p.exit().is_none())
+                        .map(|(x, _)| (c.id.clone(), Some(x.clone()), c.instance.clone()))
+                }),
+                Subject::Exec(id, x) => map.get(id).map(|c| (id.clone(), (!x.is_empty()).then(|| x.clone()), c.instance.clone())),
+            }
+        };
+        let Some((id, exec, instance)) = found else {
+            if let Subject::Pid(pid) = ev.subject {
+                self.unclaimed.lock().await.push(pid, ev.exit_code);
+            }
+            return;
+        };
+        self.record_exit(&id, exec.as_deref(), ev.exit_code as u32, instance).await;
+    }
+
+    /// Applies an exit that arrived before the process's pid was known.
+    pub(super) async fn claim_early_exit(&self, id: &str, exec: Option<&str>, pid: u32) {
+        let code = self.unclaimed.lock().await.take(pid);
+        if let Some(code) = code {
+            if let Ok(instance) = self.containers.lock().await.get(id).map(|c| c.instance.clone()).ok_or(()) {
+                self.record_exit(id, exec, code as u32, instance).await;
+            }
+        }
+    }
+
+    async fn record_exit(&self, id: &str, exec: Option<&str>, code: u32, instance: std::sync::Arc<dyn crate::backend::Instance>) {
+        if exec.is_none() && instance.oom_at_exit().await {
+            tracing::info!(id, "init was OOM-killed");
+            self.publish(TaskOOM { container_id: id.into(), ..Default::default() }).await;
+        }
+        let recorded = {
+            let mut map = self.containers.lock().await;
+            let Some(c) = map.get_mut(id) else { return };
+            let p = match exec {
+                None => &mut c.init,
+                Some(x) => match c.execs.get_mut(x) {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
+            p.set_exited(code).map(|e| (p.pid, e))
+        };
+        let Some((pid, e)) = recorded else { return };
+        tracing::info!(id, exec = exec.unwrap_or(""), pid, code, "exit");
+        publish(
+            &self.publisher,
+            &self.namespace,
+            TaskExit {
+                container_id: id.into(),
+                id: exec.unwrap_or(id).into(),
+                pid,
+                exit_status: code,
+                exited_at: MessageField::some(timestamp(e.at)),
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+}

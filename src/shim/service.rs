@@ -1,0 +1,347 @@
+//! The containerd Task service. It holds containers and processes, their states,
+//! waiters and events; the backends behind `Instance` do the work.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use containerd_shim::api::*;
+use containerd_shim::event::Event;
+use containerd_shim::protos::events::task::*;
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::protos::protobuf::{Message, MessageDyn, MessageField};
+use containerd_shim::protos::shim::oci::ProcessDetails;
+use containerd_shim::protos::ttrpc::{self, r#async::TtrpcContext, Code};
+use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::{Context, ExitSignal, Task, TtrpcResult};
+use tokio::sync::Mutex;
+
+use super::container::{self, Container};
+use super::process::{self, Process, Status};
+use crate::backend::{Error, Instance, NoticeSender};
+use crate::state::ContainerState;
+use crate::stdio::StdioPaths;
+
+/// Cheap to clone: every field is shared, so the exit loop holds a copy.
+#[derive(Clone)]
+pub struct Service {
+    pub(super) namespace: String,
+    pub(super) containers: Arc<Mutex<HashMap<String, Container>>>,
+    pub(super) publisher: Arc<RemotePublisher>,
+    pub(super) exit: Arc<ExitSignal>,
+    pub(super) notices: NoticeSender,
+    pub(super) unclaimed: Arc<Mutex<super::exits::Unclaimed>>,
+}
+
+pub fn status(e: Error) -> ttrpc::Error {
+    let code = match e {
+        Error::InvalidArgument(_) => Code::INVALID_ARGUMENT,
+        Error::NotFound(_) => Code::NOT_FOUND,
+        Error::Unimplemented(_) => Code::UNIMPLEMENTED,
+        Error::FailedPrecondition(_) => Code::FAILED_PRECONDITION,
+        Error::Failed(_) => Code::UNKNOWN,
+    };
+    ttrpc::Error::RpcStatus(ttrpc::get_status(code, e.to_string()))
+}
+
+fn exec_id(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+pub fn timestamp(t: std::time::SystemTime) -> Timestamp {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32, ..Default::default() }
+}
+
+impl Service {
+    pub(super) async fn publish<E: Event + MessageDyn>(&self, event: E) {
+        publish(&self.publisher, &self.namespace, event).await
+    }
+
+    /// Runs `f` on the container, or answers NOT_FOUND naming it.
+    async fn with<T>(&self, id: &str, f: impl FnOnce(&mut Container) -> Result<T, Error>) -> TtrpcResult<T> {
+        let mut map = self.containers.lock().await;
+        let c = map.get_mut(id).ok_or_else(|| status(Error::NotFound(format!("container {id} not found"))))?;
+        f(c).map_err(status)
+    }
+
+    async fn instance(&self, id: &str) -> TtrpcResult<Arc<dyn Instance>> {
+        self.with(id, |c| Ok(c.instance.clone())).await
+    }
+
+    /// The process a request names: init when `exec_id` is empty.
+    fn process<'a>(c: &'a mut Container, exec: Option<&str>) -> Result<&'a mut Process, Error> {
+        match exec {
+            None => Ok(&mut c.init),
+            Some(x) => c.execs.get_mut(x).ok_or_else(|| Error::NotFound(format!("exec {x} not found in container {}", c.id))),
+        }
+    }
+}
+
+pub(super) async fn publish<E: Event + MessageDyn>(publisher: &RemotePublisher, namespace: &str, event: E) {
+    let topic = event.topic();
+    if let Err(e) = publisher.publish(Context::default(), &topic, namespace, Box::new(event)).await {
+        tracing::warn!(topic, error = %e, "publish event failed");
+    }
+}
+
+#[async_trait]
+impl Task for Service {
+    async fn create(&self, _ctx: &TtrpcContext, req: CreateTaskRequest) -> TtrpcResult<CreateTaskResponse> {
+        if !req.checkpoint.is_empty() {
+            return Err(status(Error::Unimplemented("restoring from a checkpoint is not supported by micrun".into())));
+        }
+        if self.containers.lock().await.contains_key(&req.id) {
+            return Err(status(Error::InvalidArgument(format!("container {} already exists in this shim", req.id))));
+        }
+        let c = container::create(&req, &self.namespace, self.notices.clone()).await.map_err(status)?;
+        let pid = c.init.pid;
+        self.containers.lock().await.insert(req.id.clone(), c);
+        self.claim_early_exit(&req.id, None, pid).await;
+        self.publish(TaskCreate {
+            container_id: req.id.clone(),
+            bundle: req.bundle.clone(),
+            rootfs: req.rootfs.clone(),
+            io: MessageField::some(TaskIO {
+                stdin: req.stdin.clone(),
+                stdout: req.stdout.clone(),
+                stderr: req.stderr.clone(),
+                terminal: req.terminal,
+                ..Default::default()
+            }),
+            pid,
+            ..Default::default()
+        })
+        .await;
+        Ok(CreateTaskResponse { pid, ..Default::default() })
+    }
+
+    async fn start(&self, _ctx: &TtrpcContext, req: StartRequest) -> TtrpcResult<StartResponse> {
+        let instance = self.instance(&req.id).await?;
+        let pid = match exec_id(&req.exec_id) {
+            None => {
+                instance.start().await.map_err(status)?;
+                self.with(&req.id, |c| {
+                    c.init.set_status(Status::Running);
+                    Ok(c.init.pid)
+                })
+                .await?
+            }
+            Some(x) => {
+                let pid = instance.start_exec(x).await.map_err(status)?;
+                self.with(&req.id, |c| {
+                    let p = Self::process(c, Some(x))?;
+                    p.pid = pid;
+                    p.set_status(Status::Running);
+                    Ok(())
+                })
+                .await?;
+                self.claim_early_exit(&req.id, Some(x), pid).await;
+                pid
+            }
+        };
+        match exec_id(&req.exec_id) {
+            None => self.publish(TaskStart { container_id: req.id.clone(), pid, ..Default::default() }).await,
+            Some(x) => {
+                self.publish(TaskExecStarted { container_id: req.id.clone(), exec_id: x.into(), pid, ..Default::default() })
+                    .await
+            }
+        }
+        Ok(StartResponse { pid, ..Default::default() })
+    }
+
+    async fn delete(&self, _ctx: &TtrpcContext, req: DeleteRequest) -> TtrpcResult<DeleteResponse> {
+        let exec = exec_id(&req.exec_id);
+        let (instance, pid, exit) = self
+            .with(&req.id, |c| {
+                let instance = c.instance.clone();
+                let p = Self::process(c, exec)?;
+                if matches!(p.status, Status::Running | Status::Paused) {
+                    return Err(Error::FailedPrecondition(format!(
+                        "{} is still running; kill it before deleting",
+                        exec.map_or(format!("container {}", req.id), |x| format!("exec {x}"))
+                    )));
+                }
+                Ok((instance, p.pid, p.exit()))
+            })
+            .await?;
+        let exit_status = exit.map_or(0, |e| e.code);
+        let exited_at = exit.map_or_else(std::time::SystemTime::now, |e| e.at);
+        match exec {
+            Some(x) => {
+                instance.delete_exec(x).await.map_err(status)?;
+                self.with(&req.id, |c| Ok(c.execs.remove(x))).await?;
+            }
+            None => {
+                instance.delete().await.map_err(status)?;
+                let c = self.containers.lock().await.remove(&req.id);
+                if let Some(c) = c {
+                    container::unmount(c.mounted_rootfs.as_deref());
+                    ContainerState::remove(&c.bundle);
+                }
+                self.publish(TaskDelete {
+                    container_id: req.id.clone(),
+                    pid,
+                    exit_status,
+                    exited_at: MessageField::some(timestamp(exited_at)),
+                    id: req.id.clone(),
+                    ..Default::default()
+                })
+                .await;
+            }
+        }
+        Ok(DeleteResponse { pid, exit_status, exited_at: MessageField::some(timestamp(exited_at)), ..Default::default() })
+    }
+
+    async fn pids(&self, _ctx: &TtrpcContext, req: PidsRequest) -> TtrpcResult<PidsResponse> {
+        let instance = self.instance(&req.id).await?;
+        let pids = instance.pids().await.map_err(status)?;
+        let execs: HashMap<u32, String> =
+            self.with(&req.id, |c| Ok(c.execs.iter().map(|(k, p)| (p.pid, k.clone())).collect())).await?;
+        let mut processes = Vec::with_capacity(pids.len());
+        for pid in pids {
+            let mut info = containerd_shim::protos::types::task::ProcessInfo { pid, ..Default::default() };
+            if let Some(x) = execs.get(&pid) {
+                let d = ProcessDetails { exec_id: x.clone(), ..Default::default() };
+                info.info = MessageField::some(Any {
+                    type_url: "containerd.runc.v1.ProcessDetails".into(),
+                    value: d.write_to_bytes().unwrap_or_default(),
+                    ..Default::default()
+                });
+            }
+            processes.push(info);
+        }
+        Ok(PidsResponse { processes, ..Default::default() })
+    }
+
+    async fn pause(&self, _ctx: &TtrpcContext, req: PauseRequest) -> TtrpcResult<Empty> {
+        self.instance(&req.id).await?.pause().await.map_err(status)?;
+        self.with(&req.id, |c| Ok(c.init.set_status(Status::Paused))).await?;
+        self.publish(TaskPaused { container_id: req.id, ..Default::default() }).await;
+        Ok(Empty::new())
+    }
+
+    async fn resume(&self, _ctx: &TtrpcContext, req: ResumeRequest) -> TtrpcResult<Empty> {
+        self.instance(&req.id).await?.resume().await.map_err(status)?;
+        self.with(&req.id, |c| Ok(c.init.set_status(Status::Running))).await?;
+        self.publish(TaskResumed { container_id: req.id, ..Default::default() }).await;
+        Ok(Empty::new())
+    }
+
+    async fn checkpoint(&self, _ctx: &TtrpcContext, _req: CheckpointTaskRequest) -> TtrpcResult<Empty> {
+        Err(status(Error::Unimplemented("checkpoint is not supported by micrun; stop and recreate the container instead".into())))
+    }
+
+    async fn kill(&self, _ctx: &TtrpcContext, req: KillRequest) -> TtrpcResult<Empty> {
+        let instance = self.instance(&req.id).await?;
+        tracing::info!(id = %req.id, exec = %req.exec_id, signal = req.signal, all = req.all, "kill");
+        instance.kill(exec_id(&req.exec_id), req.signal, req.all).await.map_err(status)?;
+        Ok(Empty::new())
+    }
+
+    async fn exec(&self, _ctx: &TtrpcContext, req: ExecProcessRequest) -> TtrpcResult<Empty> {
+        let spec = req.spec.as_ref().ok_or_else(|| status(Error::InvalidArgument("exec request carries no process spec".into())))?;
+        let process: oci_spec::runtime::Process = serde_json::from_slice(&spec.value)
+            .map_err(|e| status(Error::InvalidArgument(format!("exec process spec: {e}"))))?;
+        let instance = self
+            .with(&req.id, |c| {
+                if c.init.status != Status::Running {
+                    return Err(Error::FailedPrecondition(format!("container {} is not running", c.id)));
+                }
+                if c.execs.contains_key(&req.exec_id) {
+                    return Err(Error::InvalidArgument(format!("exec id {} already exists", req.exec_id)));
+                }
+                Ok(c.instance.clone())
+            })
+            .await?;
+        let stdio = StdioPaths { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
+        instance.exec(&req.exec_id, process, stdio.clone()).await.map_err(status)?;
+        self.with(&req.id, |c| Ok(c.execs.insert(req.exec_id.clone(), Process::new(0, stdio)))).await?;
+        self.publish(TaskExecAdded { container_id: req.id, exec_id: req.exec_id, ..Default::default() }).await;
+        Ok(Empty::new())
+    }
+
+    async fn resize_pty(&self, _ctx: &TtrpcContext, req: ResizePtyRequest) -> TtrpcResult<Empty> {
+        let instance = self.instance(&req.id).await?;
+        instance.resize_pty(exec_id(&req.exec_id), req.width, req.height).await.map_err(status)?;
+        Ok(Empty::new())
+    }
+
+    async fn close_io(&self, _ctx: &TtrpcContext, req: CloseIORequest) -> TtrpcResult<Empty> {
+        if req.stdin {
+            self.instance(&req.id).await?.close_io(exec_id(&req.exec_id)).await.map_err(status)?;
+        }
+        Ok(Empty::new())
+    }
+
+    async fn update(&self, _ctx: &TtrpcContext, req: UpdateTaskRequest) -> TtrpcResult<Empty> {
+        let any = req.resources.as_ref().ok_or_else(|| status(Error::InvalidArgument("update carries no resources".into())))?;
+        let resources: oci_spec::runtime::LinuxResources = serde_json::from_slice(&any.value).map_err(|e| {
+            status(Error::InvalidArgument(format!("resources ({}) are not LinuxResources JSON: {e}", any.type_url)))
+        })?;
+        let instance = self.instance(&req.id).await?;
+        tracing::info!(id = %req.id, resources = %String::from_utf8_lossy(&any.value), "update");
+        instance.update(&resources).await.map_err(status)?;
+        Ok(Empty::new())
+    }
+
+    async fn wait(&self, _ctx: &TtrpcContext, req: WaitRequest) -> TtrpcResult<WaitResponse> {
+        let rx = self.with(&req.id, |c| Ok(Self::process(c, exec_id(&req.exec_id))?.waiter())).await?;
+        let exit = process::wait(rx).await.ok_or_else(|| status(Error::Failed("process state was dropped".into())))?;
+        Ok(WaitResponse { exit_status: exit.code, exited_at: MessageField::some(timestamp(exit.at)), ..Default::default() })
+    }
+
+    async fn state(&self, _ctx: &TtrpcContext, req: StateRequest) -> TtrpcResult<StateResponse> {
+        self.with(&req.id, |c| {
+            let bundle = c.bundle.display().to_string();
+            let p = Self::process(c, exec_id(&req.exec_id))?;
+            let exit = p.exit();
+            let st = match p.status {
+                Status::Created => containerd_shim::api::Status::CREATED,
+                Status::Running => containerd_shim::api::Status::RUNNING,
+                Status::Paused => containerd_shim::api::Status::PAUSED,
+                Status::Stopped => containerd_shim::api::Status::STOPPED,
+            };
+            Ok(StateResponse {
+                id: req.id.clone(),
+                bundle,
+                pid: p.pid,
+                status: st.into(),
+                stdin: p.stdio.stdin.clone(),
+                stdout: p.stdio.stdout.clone(),
+                stderr: p.stdio.stderr.clone(),
+                terminal: p.stdio.terminal,
+                exit_status: exit.map_or(0, |e| e.code),
+                exited_at: exit.map(|e| timestamp(e.at)).into(),
+                exec_id: req.exec_id.clone(),
+                ..Default::default()
+            })
+        })
+        .await
+    }
+
+    async fn stats(&self, _ctx: &TtrpcContext, req: StatsRequest) -> TtrpcResult<StatsResponse> {
+        let stats = self.instance(&req.id).await?.stats().await.map_err(status)?;
+        Ok(StatsResponse { stats: MessageField::some(stats), ..Default::default() })
+    }
+
+    async fn connect(&self, _ctx: &TtrpcContext, req: ConnectRequest) -> TtrpcResult<ConnectResponse> {
+        let task_pid = self.with(&req.id, |c| Ok(c.init.pid)).await?;
+        Ok(ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid,
+            version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        })
+    }
+
+    async fn shutdown(&self, _ctx: &TtrpcContext, _req: ShutdownRequest) -> TtrpcResult<Empty> {
+        // A grouped shim serves a whole pod: exit only when its last container is gone.
+        if self.containers.lock().await.is_empty() {
+            tracing::info!("shutdown: no containers left");
+            self.exit.signal();
+        }
+        Ok(Empty::new())
+    }
+}

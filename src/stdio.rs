@@ -1,0 +1,325 @@
+//! A process's stdio as containerd hands it over (fifos, `binary://`, `file://`)
+//! and the copy tasks that connect it to pipes or a pty. Shared by both backends.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use nix::fcntl::OFlag;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::unix::pipe;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Where containerd wants a process's stdio. Empty strings mean "none".
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct StdioPaths {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+}
+
+/// The ends a child process (or the runtime CLI that becomes it) gets.
+#[derive(Default)]
+pub struct ChildEnds {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// The running copy tasks of one process.
+#[derive(Default)]
+pub struct IoCopy {
+    stdin_close: Option<oneshot::Sender<()>>,
+    outputs: Vec<JoinHandle<()>>,
+    console: Option<Arc<AsyncFd<OwnedFd>>>,
+}
+
+enum Output<'a> {
+    None,
+    Fifo(&'a str),
+    File(&'a str),
+    Binary(&'a str),
+}
+
+fn classify(uri: &str) -> Output<'_> {
+    if uri.is_empty() {
+        Output::None
+    } else if let Some(p) = uri.strip_prefix("file://") {
+        Output::File(p)
+    } else if let Some(rest) = uri.strip_prefix("binary://") {
+        Output::Binary(rest)
+    } else {
+        Output::Fifo(uri.strip_prefix("fifo://").unwrap_or(uri))
+    }
+}
+
+impl IoCopy {
+    /// Sets up non-terminal stdio: pipes for the child, copied to/from containerd.
+    pub async fn pipes(paths: &StdioPaths, id: &str, namespace: &str) -> std::io::Result<(IoCopy, ChildEnds)> {
+        let mut io = IoCopy::default();
+        let mut ends = ChildEnds::default();
+        if !paths.stdin.is_empty() {
+            let (r, w) = pipe_pair()?;
+            let fifo = pipe::OpenOptions::new().read_write(true).open_receiver(&paths.stdin)?;
+            let (tx, rx) = oneshot::channel();
+            io.stdin_close = Some(tx);
+            tokio::spawn(copy_stdin(fifo, pipe::Sender::from_owned_fd(w)?, rx));
+            ends.stdin = Some(r);
+        }
+        // binary:// takes both streams at once, and only when stdout names it.
+        if let Output::Binary(spec) = classify(&paths.stdout) {
+            let (out_r, out_w) = pipe_pair()?;
+            let (err_r, err_w) = pipe_pair()?;
+            start_log_binary(spec, id, namespace, out_r, err_r).await?;
+            ends.stdout = Some(out_w);
+            ends.stderr = Some(err_w);
+            return Ok((io, ends));
+        }
+        ends.stdout = io.output(&paths.stdout)?;
+        ends.stderr = if paths.stderr == paths.stdout && matches!(classify(&paths.stdout), Output::File(_)) {
+            ends.stdout.as_ref().map(|f| f.try_clone()).transpose()?
+        } else {
+            io.output(&paths.stderr)?
+        };
+        Ok((io, ends))
+    }
+
+    fn output(&mut self, uri: &str) -> std::io::Result<Option<OwnedFd>> {
+        match classify(uri) {
+            Output::None => Ok(None),
+            Output::File(p) => {
+                if let Some(dir) = Path::new(p).parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let f = std::fs::OpenOptions::new().create(true).append(true).open(p)?;
+                Ok(Some(f.into()))
+            }
+            Output::Fifo(p) => {
+                let (r, w) = pipe_pair()?;
+                // Read-write open never blocks and never fails for lack of a reader;
+                // containerd's reader sees EOF once we drop it after the copy.
+                let fifo = pipe::OpenOptions::new().read_write(true).open_sender(p)?;
+                let rx = pipe::Receiver::from_owned_fd(r)?;
+                self.outputs.push(tokio::spawn(copy_out(rx, fifo)));
+                Ok(Some(w))
+            }
+            Output::Binary(_) => Err(std::io::Error::other("binary:// is only supported for stdout")),
+        }
+    }
+
+    /// Sets up terminal stdio over a pty master received from the runtime.
+    pub fn console(paths: &StdioPaths, master: OwnedFd) -> std::io::Result<IoCopy> {
+        nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        let master = Arc::new(new_async_fd(master)?);
+        let mut io = IoCopy { console: Some(master.clone()), ..Default::default() };
+        if !paths.stdin.is_empty() {
+            let fifo = pipe::OpenOptions::new().read_write(true).open_receiver(&paths.stdin)?;
+            let (tx, rx) = oneshot::channel();
+            io.stdin_close = Some(tx);
+            tokio::spawn(copy_stdin(fifo, PtyWriter(master.clone()), rx));
+        }
+        if let Output::Fifo(p) = classify(&paths.stdout) {
+            let fifo = pipe::OpenOptions::new().read_write(true).open_sender(p)?;
+            io.outputs.push(tokio::spawn(copy_out(PtyReader(master), fifo)));
+        }
+        Ok(io)
+    }
+
+    pub fn resize(&self, width: u32, height: u32) -> std::io::Result<()> {
+        let Some(m) = &self.console else {
+            return Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "process has no terminal"));
+        };
+        set_winsize(m.get_ref().as_raw_fd(), width, height)
+    }
+
+    /// Closes the process's stdin once what containerd already wrote is delivered.
+    pub fn close_stdin(&mut self) {
+        if let Some(tx) = self.stdin_close.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits (bounded) until the process's output reached containerd.
+    pub async fn drain(&mut self, bound: std::time::Duration) {
+        let all = futures_join(std::mem::take(&mut self.outputs));
+        let _ = tokio::time::timeout(bound, all).await;
+        self.console = None;
+    }
+}
+
+async fn futures_join(handles: Vec<JoinHandle<()>>) {
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+fn pipe_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    Ok(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)
+}
+
+async fn copy_out<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(mut from: R, mut to: W) {
+    let _ = tokio::io::copy(&mut from, &mut to).await;
+    let _ = to.flush().await;
+}
+
+async fn copy_stdin<W: AsyncWrite + Unpin>(mut fifo: pipe::Receiver, mut to: W, mut close: oneshot::Receiver<()>) {
+    let mut buf = vec![0u8; 8192];
+    loop {
+        tokio::select! {
+            n = fifo.read(&mut buf) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => if to.write_all(&buf[..n]).await.is_err() { return },
+            },
+            _ = &mut close => {
+                // Deliver what the client wrote before it asked us to close.
+                while let Ok(n) = fifo.try_read(&mut buf) {
+                    if n == 0 || to.write_all(&buf[..n]).await.is_err() { break }
+                }
+                break;
+            }
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// Starts a containerd logging binary: stdout on fd 3, stderr on fd 4, and it
+/// closes fd 5 when ready.
+async fn start_log_binary(spec: &str, id: &str, namespace: &str, out: OwnedFd, err: OwnedFd) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let (path, query) = spec.split_once('?').unwrap_or((spec, ""));
+    let mut cmd = std::process::Command::new(percent_decode(path));
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        cmd.arg(percent_decode(k));
+        if !v.is_empty() {
+            cmd.arg(percent_decode(v));
+        }
+    }
+    let (ready_r, ready_w) = pipe_pair()?;
+    let fds: [RawFd; 3] = [out.as_raw_fd(), err.as_raw_fd(), ready_w.as_raw_fd()];
+    cmd.env("CONTAINER_ID", id).env("CONTAINER_NAMESPACE", namespace);
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut high = [0; 3];
+            for (i, fd) in fds.iter().enumerate() {
+                high[i] = nix::libc::fcntl(*fd, nix::libc::F_DUPFD_CLOEXEC, 10);
+                if high[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, fd) in high.iter().enumerate() {
+                if nix::libc::dup2(*fd, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()?;
+    drop((out, err, ready_w));
+    let mut ready = pipe::Receiver::from_owned_fd(ready_r)?;
+    let mut sink = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), ready.read_to_end(&mut sink))
+        .await
+        .map_err(|_| std::io::Error::other(format!("logging binary {path} did not signal ready within 10s")))??;
+    Ok(())
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Registers a descriptor we own exclusively with the reactor.
+#[allow(deprecated)] // `AsyncFd::new` is unsound only for shared descriptors; these are ours alone.
+pub fn new_async_fd(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
+    AsyncFd::new(fd)
+}
+
+pub fn set_winsize(fd: RawFd, width: u32, height: u32) -> std::io::Result<()> {
+    let ws = nix::libc::winsize { ws_row: height as u16, ws_col: width as u16, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads one winsize struct from the pointer.
+    let r = unsafe { nix::libc::ioctl(fd, nix::libc::TIOCSWINSZ, &ws) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Reading side of a pty master; EIO (all slaves closed) is end of file.
+struct PtyReader(Arc<AsyncFd<OwnedFd>>);
+struct PtyWriter(Arc<AsyncFd<OwnedFd>>);
+
+impl AsyncRead for PtyReader {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        loop {
+            let mut guard = std::task::ready!(self.0.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match guard.try_io(|fd| nix::unistd::read(fd.get_ref(), unfilled).map_err(std::io::Error::from)) {
+                Ok(Ok(n)) => {
+                    buf.advance(n);
+                    return std::task::Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) if e.raw_os_error() == Some(nix::libc::EIO) => return std::task::Poll::Ready(Ok(())),
+                Ok(Err(e)) => return std::task::Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for PtyWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        loop {
+            let mut guard = std::task::ready!(self.0.poll_write_ready(cx))?;
+            match guard.try_io(|fd| nix::unistd::write(fd.get_ref().as_fd(), data).map_err(std::io::Error::from)) {
+                Ok(r) => return std::task::Poll::Ready(r),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_kinds() {
+        assert!(matches!(classify(""), Output::None));
+        assert!(matches!(classify("/run/x/stdout"), Output::Fifo("/run/x/stdout")));
+        assert!(matches!(classify("fifo:///run/x"), Output::Fifo("/run/x")));
+        assert!(matches!(classify("file:///var/log/c.log"), Output::File("/var/log/c.log")));
+        assert!(matches!(classify("binary:///usr/bin/logger?a=b"), Output::Binary("/usr/bin/logger?a=b")));
+        assert_eq!(percent_decode("a%20b%2"), "a b%2");
+    }
+}
