@@ -1,0 +1,424 @@
+# shellcheck shell=bash
+# Shared helpers for micrun's test, quickstart and benchmark scripts.
+#
+# Source it from bash (it does not change shell options itself):
+#     . "$(cd "$(dirname "$0")/.." && pwd)/scripts/lib.sh"
+#
+# Functions:
+#   micrun_install_deps               install what the tests need (idempotent)
+#   micrun_cgroup_fix                 move cgroup2 controllers to v1 (for crun)
+#   micrun_start_containerd DIR       private containerd, everything under DIR
+#   micrun_stop_containerd DIR        stop it, its shims, containers and mounts
+#   micrun_containerd_log_tail DIR [N]  warnings/errors from its log
+#   micrun_build_busybox_image TAR REF  OCI image archive with a static busybox
+#   micrun_import_image DIR NS TAR    import an archive into the private containerd
+#   micrun_test_env DIR               export the MICRUN_TEST_* variables
+#   micrun_ctr DIR ARGS...            ctr against the private containerd
+
+MICRUN_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck disable=SC2034 # used by the scripts that source this file
+MICRUN_RUNTIME="io.containerd.mica.v2"
+MICRUN_SHIM_NAME="containerd-shim-mica-v2"
+MICRUN_TEST_NS="micrun-test"
+# fully qualified ("localhost" is a domain to reference parsers), so nothing
+# normalises it to some registry's name
+MICRUN_IMAGE_REF="${MICRUN_IMAGE_REF:-localhost/micrun/busybox:test}"
+MICRUN_YOUKI_VERSION="${MICRUN_YOUKI_VERSION:-0.7.0}"
+
+micrun_log() {
+    printf '[micrun %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
+}
+
+micrun_die() {
+    micrun_log "ERROR: $*"
+    return 1
+}
+
+# --------------------------------------------------------------------------
+# dependencies
+
+micrun__pkg_installed() {
+    dpkg -s "$1" >/dev/null 2>&1
+}
+
+micrun__python_api_ok() {
+    PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python python3 -c \
+        'import grpc; from containerd.services.tasks.v1 import tasks_pb2, tasks_pb2_grpc' \
+        >/dev/null 2>&1
+}
+
+micrun_install_deps() {
+    local missing=()
+    command -v containerd >/dev/null 2>&1 && command -v ctr >/dev/null 2>&1 \
+        && command -v containerd-shim-runc-v2 >/dev/null 2>&1 || missing+=(containerd)
+    command -v runc >/dev/null 2>&1 || missing+=(runc)
+    command -v crun >/dev/null 2>&1 || missing+=(crun)
+    # the image needs the static busybox, not any busybox on PATH
+    micrun__pkg_installed busybox-static || missing+=(busybox-static)
+    command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+    command -v findmnt >/dev/null 2>&1 || missing+=(util-linux)
+    # not used yet; the CRI client tests (k8s-cri crate) will need protoc
+    command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+    if ((${#missing[@]})); then
+        micrun_log "apt-get install ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+
+    case ":$PATH:" in
+        *":$HOME/.cargo/bin:"*) ;;
+        *) export PATH="$HOME/.cargo/bin:$PATH" ;;
+    esac
+    if ! command -v youki >/dev/null 2>&1; then
+        # the default build lacks cgroup v1 support, which this host needs
+        micrun_log "cargo install youki $MICRUN_YOUKI_VERSION --features v1 (takes a few minutes)"
+        cargo install youki --version "$MICRUN_YOUKI_VERSION" --features v1 --locked
+    fi
+
+    if ! micrun__python_api_ok; then
+        micrun_log "pip install containerd grpcio"
+        # Debian's own python3 refuses plain pip installs (PEP 668)
+        python3 -m pip install -q --root-user-action=ignore containerd grpcio \
+            || python3 -m pip install -q --root-user-action=ignore --break-system-packages containerd grpcio
+        micrun__python_api_ok || micrun_die "python containerd API bindings unusable after pip install"
+    fi
+}
+
+# --------------------------------------------------------------------------
+# cgroups: crun refuses a hybrid layout whose cgroup2 hierarchy holds controllers
+
+micrun__is_mountpoint_of_type() {
+    # $1 = path, $2 = fstype (mountinfo: field 5 is the mount point, the
+    # fstype follows the "-" separator)
+    awk -v mp="$1" -v t="$2" '
+        { for (i = 7; i <= NF; i++) if ($i == "-") { if ($5 == mp && $(i + 1) == t) found = 1; break } }
+        END { exit !found }' /proc/self/mountinfo
+}
+
+micrun_cgroup_fix() {
+    local file=/sys/fs/cgroup/unified/cgroup.controllers ctrl ctrls=()
+    [[ -r $file ]] || return 0
+    read -r -a ctrls <"$file" || true
+    for ctrl in "${ctrls[@]}"; do
+        if micrun__is_mountpoint_of_type "/sys/fs/cgroup/$ctrl" cgroup; then
+            continue
+        fi
+        micrun_log "moving cgroup controller $ctrl from cgroup2 to v1 at /sys/fs/cgroup/$ctrl"
+        mkdir -p "/sys/fs/cgroup/$ctrl"
+        mount -t cgroup -o "$ctrl" cgroup "/sys/fs/cgroup/$ctrl"
+    done
+}
+
+# --------------------------------------------------------------------------
+# private containerd
+
+micrun_ctr() {
+    local dir=$1
+    shift
+    ctr --address "$dir/containerd.sock" "$@"
+}
+
+micrun_start_containerd() {
+    local dir=${1:?usage: micrun_start_containerd DIR}
+    mkdir -p "$dir"
+    dir="$(cd "$dir" && pwd)"
+    local sock="$dir/containerd.sock"
+    if ((${#sock} > 100)); then
+        micrun_die "socket path too long for a unix socket: $sock"
+        return 1
+    fi
+    mkdir -p "$dir/root" "$dir/state" "$dir/opt"
+    cat >"$dir/config.toml" <<EOF
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+# CRI is not needed yet; the snapshotters cannot work on this host (no aufs
+# module, no btrfs/zfs file system, devmapper unconfigured) and only log noise.
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+]
+
+[grpc]
+  address = "$sock"
+
+[ttrpc]
+  address = "$dir/containerd-ttrpc.sock"
+
+[debug]
+  address = "$dir/debug.sock"
+  level = "info"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/opt"
+EOF
+    : >"$dir/containerd.log"
+    micrun_log "starting containerd in $dir"
+    PATH="$MICRUN_REPO/target/release:$PATH" \
+        containerd --config "$dir/config.toml" </dev/null >>"$dir/containerd.log" 2>&1 &
+    local pid=$!
+    echo "$pid" >"$dir/containerd.pid"
+
+    local i
+    for ((i = 0; i < 100; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 30 "$dir/containerd.log" >&2
+            micrun_die "containerd exited during start-up (log: $dir/containerd.log)"
+            return 1
+        fi
+        if [[ -S $sock ]] && timeout -s KILL 2 ctr --address "$sock" version >/dev/null 2>&1; then
+            micrun_log "containerd ready (pid $pid) after ~$((i * 100)) ms"
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 30 "$dir/containerd.log" >&2
+    micrun_die "containerd did not answer within 10 s (log: $dir/containerd.log)"
+    return 1
+}
+
+# Command line of pid $1, arguments separated by spaces ("" if gone).
+micrun__cmdline() {
+    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true
+}
+
+# Direct children of pid $1.
+micrun__children() {
+    cat "/proc/$1/task/"*/children 2>/dev/null | tr ' ' '\n' | grep -v '^$' || true
+}
+
+# Warnings and errors at the end of DIR's containerd log (for failure reports).
+micrun_containerd_log_tail() {
+    local dir=${1:?usage: micrun_containerd_log_tail DIR [LINES]} n=${2:-20}
+    [[ -f $dir/containerd.log ]] || return 0
+    micrun_log "containerd log ($dir/containerd.log), last $n lines above level info:"
+    grep -av 'level=info' "$dir/containerd.log" | tail -n "$n" >&2 || true
+}
+
+# Pids of the processes in the subtree under $1, deepest last (not $1 itself).
+micrun__descendants() {
+    local parent=$1 child
+    for child in $(micrun__children "$parent"); do
+        echo "$child"
+        micrun__descendants "$child"
+    done
+}
+
+# Pids of shims started by the containerd serving $1 (the grpc socket path).
+micrun__shims_of() {
+    local sock=$1 cmdline_file pid cmd
+    for cmdline_file in /proc/[0-9]*/cmdline; do
+        pid=${cmdline_file#/proc/}
+        pid=${pid%/cmdline}
+        cmd=$(tr '\0' '\n' <"$cmdline_file" 2>/dev/null) || continue
+        [[ $cmd == *containerd-shim* ]] || continue
+        # "-address SOCK" as two consecutive argv entries
+        if grep -qxF -- "-address" <<<"$cmd" && grep -qxF -- "$sock" <<<"$cmd"; then
+            echo "$pid"
+        fi
+    done
+}
+
+micrun__kill_wait() {
+    # $1 = timeout in tenths of a second, rest = pids; TERM, then KILL
+    local bound=$1 pid i alive
+    shift
+    (($#)) || return 0
+    kill -TERM "$@" 2>/dev/null || true
+    for ((i = 0; i < bound; i++)); do
+        alive=0
+        for pid in "$@"; do
+            if kill -0 "$pid" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]; then
+                alive=1
+            fi
+        done
+        ((alive)) || return 0
+        sleep 0.1
+    done
+    kill -KILL "$@" 2>/dev/null || true
+    sleep 0.1
+}
+
+micrun_stop_containerd() {
+    local dir=${1:?usage: micrun_stop_containerd DIR}
+    [[ -d $dir ]] || return 0
+    dir="$(cd "$dir" && pwd)"
+    local sock="$dir/containerd.sock" pid="" ns id namespaces=()
+
+    if [[ -f $dir/containerd.pid ]]; then
+        pid=$(cat "$dir/containerd.pid")
+        # only ever our own containerd, never a recycled pid
+        if [[ $(micrun__cmdline "$pid") != *"$dir/config.toml"* ]]; then
+            pid=""
+        fi
+    fi
+
+    # Politely remove what is left, while containerd still answers.
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && [[ -S $sock ]]; then
+        mapfile -t namespaces < <(timeout -s KILL 5 ctr --address "$sock" namespaces ls -q 2>/dev/null || true)
+        for ns in "${namespaces[@]}"; do
+            for id in $(timeout -s KILL 5 ctr --address "$sock" -n "$ns" tasks ls -q 2>/dev/null); do
+                timeout -s KILL 5 ctr --address "$sock" -n "$ns" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
+                timeout -s KILL 5 ctr --address "$sock" -n "$ns" tasks delete -f "$id" >/dev/null 2>&1 || true
+            done
+            for id in $(timeout -s KILL 5 ctr --address "$sock" -n "$ns" containers ls -q 2>/dev/null); do
+                timeout -s KILL 5 ctr --address "$sock" -n "$ns" containers delete "$id" >/dev/null 2>&1 || true
+            done
+        done
+    fi
+
+    # Shims started by this containerd: identified by "-address SOCK", or by
+    # being a child of our containerd pid.
+    local shims=() p
+    mapfile -t shims < <(micrun__shims_of "$sock")
+    if [[ -n $pid ]] && [[ -d /proc/$pid ]]; then
+        for p in $(micrun__children "$pid"); do
+            if [[ $(micrun__cmdline "$p") == *containerd-shim* ]]; then
+                shims+=("$p")
+            fi
+        done
+    fi
+
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+        micrun_log "stopping containerd (pid $pid)"
+        micrun__kill_wait 50 "$pid"
+        wait "$pid" 2>/dev/null || true
+    fi
+
+    if ((${#shims[@]})); then
+        # kill each shim's containers (its descendants) together with it
+        local victims=() s
+        for s in $(printf '%s\n' "${shims[@]}" | sort -un); do
+            victims+=("$s")
+            mapfile -t -O "${#victims[@]}" victims < <(micrun__descendants "$s")
+        done
+        micrun_log "killing leftover shims and their containers: ${victims[*]}"
+        kill -KILL "${victims[@]}" 2>/dev/null || true
+        sleep 0.2
+    fi
+
+    # Unmount whatever is still mounted under DIR, deepest first.
+    local mnts=() m
+    mapfile -t mnts < <(awk -v d="$dir/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo \
+        | awk '{ print length($0) " " $0 }' | sort -rn | cut -d' ' -f2-)
+    for m in "${mnts[@]}"; do
+        m=$(printf '%b' "$m") # mountinfo escapes spaces as \040
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || micrun_log "could not unmount $m"
+    done
+
+    # ctr's default cgroups path is /<namespace>/<id>: the per-namespace parents
+    # stay behind. rmdir only removes empty ones that nothing else uses.
+    # (Namespaces that held tasks also show in the v2 runtime's state dir.)
+    local cg
+    for cg in "$dir"/state/io.containerd.runtime.v2.task/*/; do
+        [[ -d $cg ]] && namespaces+=("$(basename "$cg")")
+    done
+    for ns in $(printf '%s\n' "${namespaces[@]}" | sort -u); do
+        [[ -n $ns && $ns != */* && $ns != . && $ns != .. ]] || continue
+        for cg in /sys/fs/cgroup/*/"$ns" /sys/fs/cgroup/"$ns"; do
+            [[ -d $cg ]] || continue
+            find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+        done
+    done
+    rm -f "$dir/containerd.pid"
+}
+
+# --------------------------------------------------------------------------
+# images
+
+micrun__oci_arch() {
+    local a
+    a=$(dpkg --print-architecture 2>/dev/null || uname -m)
+    case $a in
+        x86_64) echo amd64 ;;
+        aarch64) echo arm64 ;;
+        *) echo "$a" ;;
+    esac
+}
+
+micrun_build_busybox_image() {
+    local out=${1:?usage: micrun_build_busybox_image OUT_TAR REF} ref=${2:?usage: micrun_build_busybox_image OUT_TAR REF}
+    local bb=/bin/busybox
+    [[ -x $bb ]] || { micrun_die "$bb missing (apt-get install busybox-static)"; return 1; }
+    if [[ $(LC_ALL=C readelf -d "$bb" 2>/dev/null || true) == *NEEDED* ]]; then
+        micrun_die "$bb is dynamically linked; install busybox-static"
+        return 1
+    fi
+
+    local work
+    work=$(mktemp -d /tmp/micrun-img.XXXXXX)
+    local root="$work/rootfs" layout="$work/layout"
+    mkdir -p "$root"/{bin,etc,tmp,proc,sys,dev,root} "$layout/blobs/sha256"
+    chmod 1777 "$root/tmp"
+    chmod 700 "$root/root"
+    cp "$bb" "$root/bin/busybox"
+    chmod 755 "$root/bin/busybox"
+    local applet
+    while read -r applet; do
+        [[ -n $applet && $applet != busybox && $applet != */* ]] || continue
+        ln -sf busybox "$root/bin/$applet"
+    done < <("$bb" --list)
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+
+    # layer: reproducible tar, then gzip
+    tar -C "$root" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
+        -cf "$work/layer.tar" .
+    local diff_id layer_digest layer_size
+    diff_id=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
+    gzip -n -9 <"$work/layer.tar" >"$work/layer.tar.gz"
+    layer_digest=$(sha256sum "$work/layer.tar.gz" | cut -d' ' -f1)
+    layer_size=$(stat -c %s "$work/layer.tar.gz")
+    mv "$work/layer.tar.gz" "$layout/blobs/sha256/$layer_digest"
+
+    local arch
+    arch=$(micrun__oci_arch)
+    printf '%s' "{\"architecture\":\"$arch\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"],\"Cmd\":[\"sh\"],\"WorkingDir\":\"/\"},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:$diff_id\"]},\"history\":[{\"created_by\":\"micrun scripts/lib.sh: static busybox\"}]}" \
+        >"$work/config.json"
+    local config_digest config_size
+    config_digest=$(sha256sum "$work/config.json" | cut -d' ' -f1)
+    config_size=$(stat -c %s "$work/config.json")
+    mv "$work/config.json" "$layout/blobs/sha256/$config_digest"
+
+    printf '%s' "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:$config_digest\",\"size\":$config_size},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$layer_digest\",\"size\":$layer_size}]}" \
+        >"$work/manifest.json"
+    local manifest_digest manifest_size
+    manifest_digest=$(sha256sum "$work/manifest.json" | cut -d' ' -f1)
+    manifest_size=$(stat -c %s "$work/manifest.json")
+    mv "$work/manifest.json" "$layout/blobs/sha256/$manifest_digest"
+
+    printf '%s' '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
+    printf '%s' "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:$manifest_digest\",\"size\":$manifest_size,\"platform\":{\"architecture\":\"$arch\",\"os\":\"linux\"},\"annotations\":{\"io.containerd.image.name\":\"$ref\",\"org.opencontainers.image.ref.name\":\"$ref\"}}]}" \
+        >"$layout/index.json"
+
+    local out_abs
+    out_abs="$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"
+    tar -C "$layout" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
+        -cf "$out_abs" oci-layout index.json blobs
+    rm -rf "$work"
+    micrun_log "built image $ref -> $out ($(stat -c %s "$out_abs") bytes)"
+}
+
+micrun_import_image() {
+    local dir=${1:?usage: micrun_import_image DIR NS TAR} ns=${2:?} tar=${3:?}
+    micrun_ctr "$dir" -n "$ns" images import "$tar" >/dev/null
+}
+
+# --------------------------------------------------------------------------
+# environment for the Rust integration tests
+
+micrun_test_env() {
+    local dir=${1:?usage: micrun_test_env DIR}
+    dir="$(cd "$dir" && pwd)"
+    export MICRUN_TEST_ADDRESS="$dir/containerd.sock"
+    export MICRUN_TEST_NAMESPACE="$MICRUN_TEST_NS"
+    export MICRUN_TEST_IMAGE="$MICRUN_IMAGE_REF"
+    export MICRUN_TEST_STATE="$dir"
+    export MICRUN_SHIM="$MICRUN_REPO/target/release/$MICRUN_SHIM_NAME"
+}
