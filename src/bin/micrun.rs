@@ -1,1 +1,82 @@
-fn main(){}
+//! micrun: the operator CLI beside the shim.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use micrun::backend::delegate::profile::{search_path, Profile};
+use micrun::config::{Config, ConfigSource};
+use micrun::shim::{decide, RuntimeOptions};
+
+#[derive(Parser)]
+#[command(name = "micrun", version, about = "Operator tools for the io.containerd.mica.v2 runtime")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show where a container would run, and why (reads BUNDLE/config.json).
+    Explain {
+        bundle: PathBuf,
+        /// Config file as containerd would pass it (`--runtime-config-path`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check this machine: config, delegates on PATH, cgroup layout.
+    Doctor {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Explain { bundle, config } => {
+            let opts = RuntimeOptions { config: config.map(ConfigSource::File), ..Default::default() };
+            match decide(&bundle, &opts) {
+                Ok((_, _, d)) => {
+                    println!("{d}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("micrun explain: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Doctor { config } => doctor(config),
+    }
+}
+
+fn doctor(config: Option<PathBuf>) -> ExitCode {
+    let cfg = match Config::resolve(config.map(ConfigSource::File).as_ref(), None) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("config: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("config: ok (state_root {}, log_level {})", cfg.state_root.display(), cfg.log_level);
+    let path = search_path();
+    let mut found = 0;
+    for name in &cfg.delegate.order {
+        match Profile::load(name, &cfg.delegate.profile_dir).and_then(|p| p.find_binary(&path)) {
+            Ok(b) => {
+                found += 1;
+                println!("delegate {name}: {}", b.display());
+            }
+            Err(e) => println!("delegate {name}: {e}"),
+        }
+    }
+    let unified = std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| m.lines().any(|l| l.contains(" /sys/fs/cgroup ") && l.contains(" - cgroup2 ")))
+        .unwrap_or(false);
+    println!("cgroups: {}", if unified { "v2 (unified)" } else { "v1 or hybrid" });
+    if found == 0 {
+        eprintln!("no delegate found on PATH ({path}): install crun, runc or youki");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

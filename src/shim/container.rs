@@ -22,7 +22,6 @@ use crate::stdio::StdioPaths;
 pub struct Container {
     pub id: String,
     pub bundle: PathBuf,
-    pub decision: Decision,
     pub instance: Arc<dyn Instance>,
     pub init: Process,
     pub execs: HashMap<String, Process>,
@@ -204,7 +203,6 @@ pub async fn create(req: &CreateTaskRequest, namespace: &str, notices: NoticeSen
     Ok(Container {
         id: req.id.clone(),
         bundle,
-        decision,
         instance,
         init: Process::new(pid, stdio),
         execs: HashMap::new(),

@@ -18,7 +18,7 @@ use containerd_shim::{api::DeleteResponse, ExitSignal, Flags, StartOpts};
 use containerd_shim::protos::protobuf::MessageField;
 use tokio::sync::Mutex;
 
-pub use container::{decide, runtime_options};
+pub use container::{decide, runtime_options, RuntimeOptions};
 pub use service::Service;
 
 use crate::annotations::Annotations;

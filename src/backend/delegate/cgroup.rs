@@ -18,8 +18,8 @@ const ROOT: &str = "/sys/fs/cgroup";
 
 #[derive(Debug, Clone)]
 pub enum ContainerCgroup {
-    /// cgroup v1: the container's directory in the memory hierarchy (and its relative path).
-    V1 { relative: PathBuf, pid: u32 },
+    /// cgroup v1: the container's directory in each hierarchy, by controller name.
+    V1 { dirs: Vec<(String, PathBuf)> },
     /// cgroup v2 (unified): the container's directory.
     V2 { dir: PathBuf },
 }
@@ -29,23 +29,34 @@ impl ContainerCgroup {
     pub fn of_pid(pid: u32) -> Option<ContainerCgroup> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
         let unified_root = is_cgroup2(Path::new(ROOT));
+        let mut dirs = Vec::new();
         for line in text.lines() {
             let mut parts = line.splitn(3, ':');
             let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
-            let rel = PathBuf::from(path.trim_start_matches('/'));
+            let rel = path.trim_start_matches('/');
             if unified_root && ctrls.is_empty() {
                 return Some(ContainerCgroup::V2 { dir: Path::new(ROOT).join(rel) });
             }
-            if !unified_root && ctrls.split(',').any(|c| c == "memory") {
-                return Some(ContainerCgroup::V1 { relative: rel, pid });
+            for c in ctrls.split(',').filter(|c| !c.is_empty() && !c.starts_with("name=")) {
+                // Co-mounted controllers (cpu,cpuacct) share one directory named after the mount.
+                let mount = Path::new(ROOT).join(c);
+                let mount = if mount.exists() { mount } else { Path::new(ROOT).join(ctrls) };
+                dirs.push((c.to_string(), mount.join(rel)));
             }
         }
-        None
+        (!unified_root && !dirs.is_empty()).then_some(ContainerCgroup::V1 { dirs })
+    }
+
+    fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        match self {
+            ContainerCgroup::V1 { dirs } => dirs.iter().find(|(c, _)| c == controller).map(|(_, d)| d.as_path()),
+            ContainerCgroup::V2 { dir } => Some(dir),
+        }
     }
 
     fn memory_dir(&self) -> PathBuf {
         match self {
-            ContainerCgroup::V1 { relative, .. } => Path::new(ROOT).join("memory").join(relative),
+            ContainerCgroup::V1 { .. } => self.v1_dir("memory").or_else(|| self.v1_dir("pids")).map(Path::to_path_buf).unwrap_or_default(),
             ContainerCgroup::V2 { dir } => dir.clone(),
         }
     }
@@ -67,11 +78,7 @@ impl ContainerCgroup {
 
     pub fn stats(&self) -> Result<Any, String> {
         match self {
-            ContainerCgroup::V1 { pid, .. } => {
-                let cg = containerd_shim::cgroup::get_cgroup(*pid).map_err(|e| e.to_string())?;
-                let m = containerd_shim::cgroup::collect_metrics(&cg).map_err(|e| e.to_string())?;
-                pack(&m)
-            }
+            ContainerCgroup::V1 { .. } => pack(&self.v1_metrics()),
             ContainerCgroup::V2 { dir } => pack(&v2_metrics(dir)),
         }
     }
@@ -197,8 +204,76 @@ fn v2_metrics(dir: &Path) -> v2::Metrics {
     m
 }
 
-#[allow(dead_code)]
-fn _v1_type_check(_: v1::Metrics) {}
+impl ContainerCgroup {
+    fn v1_metrics(&self) -> v1::Metrics {
+        let file = |ctrl: &str, f: &str| self.v1_dir(ctrl).map(|d| d.join(f)).unwrap_or_default();
+        let text = |ctrl: &str, f: &str| std::fs::read_to_string(file(ctrl, f)).unwrap_or_default();
+        let mut m = v1::Metrics::new();
+
+        let mut pids = v1::PidsStat::new();
+        pids.current = read_u64(&file("pids", "pids.current"));
+        pids.limit = read_u64(&file("pids", "pids.max")); // "max" reads as 0: no limit
+        m.pids = Some(pids).into();
+
+        let mut cpu = v1::CPUStat::new();
+        let mut usage = v1::CPUUsage::new();
+        usage.total = read_u64(&file("cpuacct", "cpuacct.usage"));
+        usage.per_cpu = text("cpuacct", "cpuacct.usage_percpu").split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        // cpuacct.stat is in USER_HZ ticks; containerd reports nanoseconds.
+        let ticks = text("cpuacct", "cpuacct.stat");
+        let tick_ns = 1_000_000_000 / clock_ticks();
+        usage.user = keyed(&ticks, "user").unwrap_or(0) * tick_ns;
+        usage.kernel = keyed(&ticks, "system").unwrap_or(0) * tick_ns;
+        cpu.usage = Some(usage).into();
+        let st = text("cpu", "cpu.stat");
+        let mut th = v1::Throttle::new();
+        th.periods = keyed(&st, "nr_periods").unwrap_or(0);
+        th.throttled_periods = keyed(&st, "nr_throttled").unwrap_or(0);
+        th.throttled_time = keyed(&st, "throttled_time").unwrap_or(0);
+        cpu.throttling = Some(th).into();
+        m.cpu = Some(cpu).into();
+
+        let entry = |prefix: &str| {
+            let mut e = v1::MemoryEntry::new();
+            let f = |n: &str| read_u64(&file("memory", &format!("memory.{prefix}{n}")));
+            e.usage = f("usage_in_bytes");
+            e.limit = f("limit_in_bytes");
+            e.max = f("max_usage_in_bytes");
+            e.failcnt = f("failcnt");
+            e
+        };
+        let stat = text("memory", "memory.stat");
+        let s = |k: &str| keyed(&stat, k).unwrap_or(0);
+        let mut mem = v1::MemoryStat::new();
+        mem.cache = s("cache");
+        mem.rss = s("rss");
+        mem.rss_huge = s("rss_huge");
+        mem.mapped_file = s("mapped_file");
+        mem.dirty = s("dirty");
+        mem.writeback = s("writeback");
+        mem.pg_fault = s("pgfault");
+        mem.pg_maj_fault = s("pgmajfault");
+        mem.inactive_anon = s("inactive_anon");
+        mem.active_anon = s("active_anon");
+        mem.inactive_file = s("inactive_file");
+        mem.active_file = s("active_file");
+        mem.unevictable = s("unevictable");
+        mem.hierarchical_memory_limit = s("hierarchical_memory_limit");
+        mem.total_cache = s("total_cache");
+        mem.total_rss = s("total_rss");
+        mem.usage = Some(entry("")).into();
+        mem.swap = Some(entry("memsw.")).into();
+        mem.kernel = Some(entry("kmem.")).into();
+        m.memory = Some(mem).into();
+        m
+    }
+}
+
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
 
 #[cfg(test)]
 mod tests {
