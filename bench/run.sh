@@ -14,7 +14,7 @@
 # Knobs (environment): BENCH_WARMUP (3), BENCH_RUNS (15), BENCH_OURS (the ctr
 # arguments that select our shim; default "--runtime io.containerd.mica.v2",
 # e.g. set it to "--runtime io.containerd.runc.v2 --runc-binary crun" to try the
-# script without micrun), BENCH_NO_BUILD=1 to skip `cargo build --release`.
+# script without micrun), BENCH_NO_BUILD=1 to skip scripts/build.sh.
 # Absolute times vary a lot between machines and runs: read the ratios.
 set -euo pipefail
 
@@ -28,34 +28,9 @@ RUNS="${BENCH_RUNS:-15}"
 OURS="${BENCH_OURS:---runtime $MICRUN_RUNTIME}"
 NS=micrun-bench
 IMG="$MICRUN_IMAGE_REF"
-OUR_SHIM_BIN="$REPO/target/release/$MICRUN_SHIM_NAME"
+OUR_SHIM_BIN="$REPO/target/shim/$MICRUN_SHIM_NAME"
 
-micrun_install_deps
-micrun_cgroup_fix
-if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-    micrun_log "cargo build --release"
-    cargo build --release
-fi
-
-WORK=$(mktemp -d /tmp/micrun-bench.XXXX)
-# shellcheck disable=SC2317 # invoked through the trap
-cleanup() {
-    local rc=$?
-    micrun_stop_containerd "$WORK" || true
-    if ((rc != 0)); then
-        micrun_containerd_log_tail "$WORK" 20
-    fi
-    rm -rf --one-file-system "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-micrun_start_containerd "$WORK"
-micrun_build_busybox_image "$WORK/busybox.tar" "$IMG"
-micrun_import_image "$WORK" "$NS" "$WORK/busybox.tar"
-ADDR="$WORK/containerd.sock"
+MICRUN_NO_BUILD=${BENCH_NO_BUILD:-0} micrun_private_containerd bench "$NS"
 CTR=(ctr --address "$ADDR" -n "$NS")
 CTR_S="${CTR[*]}" # for hyperfine's command strings (no spaces in these paths)
 read -r -a OURS_ARGS <<<"$OURS"

@@ -160,7 +160,7 @@ disabled_plugins = [
 EOF
     : >"$dir/containerd.log"
     micrun_log "starting containerd in $dir"
-    PATH="$MICRUN_REPO/target/release:$PATH" \
+    PATH="$MICRUN_REPO/target/shim:$MICRUN_REPO/target/release:$PATH" \
         containerd --config "$dir/config.toml" </dev/null >>"$dir/containerd.log" 2>&1 &
     local pid=$!
     echo "$pid" >"$dir/containerd.pid"
@@ -420,5 +420,38 @@ micrun_test_env() {
     export MICRUN_TEST_NAMESPACE="$MICRUN_TEST_NS"
     export MICRUN_TEST_IMAGE="$MICRUN_IMAGE_REF"
     export MICRUN_TEST_STATE="$dir"
-    export MICRUN_SHIM="$MICRUN_REPO/target/release/$MICRUN_SHIM_NAME"
+    export MICRUN_SHIM="$MICRUN_REPO/target/shim/$MICRUN_SHIM_NAME"
+}
+
+# The set-up every entry script shares: install what is missing, build (unless
+# MICRUN_NO_BUILD=1), start a private containerd in a fresh temp dir and import
+# the busybox image into namespace NS. Sets WORK and ADDR; tears everything
+# down when the calling script exits.
+micrun_private_containerd() {
+    local name=${1:?usage: micrun_private_containerd NAME NS} ns=${2:?usage: micrun_private_containerd NAME NS}
+    micrun_install_deps
+    micrun_cgroup_fix
+    if [[ ${MICRUN_NO_BUILD:-0} != 1 ]]; then
+        micrun_log "build (scripts/build.sh)"
+        bash "$MICRUN_REPO/scripts/build.sh"
+    fi
+    WORK=$(mktemp -d "/tmp/micrun-$name.XXXX")
+    trap micrun__teardown EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    micrun_start_containerd "$WORK"
+    micrun_build_busybox_image "$WORK/busybox.tar" "$MICRUN_IMAGE_REF"
+    micrun_import_image "$WORK" "$ns" "$WORK/busybox.tar"
+    ADDR="$WORK/containerd.sock"
+}
+
+# shellcheck disable=SC2317 # invoked through the trap
+micrun__teardown() {
+    local rc=$?
+    micrun_stop_containerd "$WORK" || true
+    if ((rc != 0)); then
+        micrun_containerd_log_tail "$WORK" 20
+    fi
+    rm -rf --one-file-system "$WORK"
+    exit "$rc"
 }

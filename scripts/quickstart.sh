@@ -17,32 +17,7 @@ cd "$REPO"
 RUNTIME="${MICRUN_QS_RUNTIME:-$MICRUN_RUNTIME}"
 NS=micrun
 
-micrun_install_deps
-micrun_cgroup_fix
-
-micrun_log "cargo build --release"
-cargo build --release
-
-WORK=$(mktemp -d /tmp/micrun-qs.XXXX)
-# shellcheck disable=SC2317 # invoked through the trap
-cleanup() {
-    local rc=$?
-    micrun_stop_containerd "$WORK" || true
-    if ((rc != 0)); then
-        micrun_containerd_log_tail "$WORK" 20
-    fi
-    rm -rf --one-file-system "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-micrun_start_containerd "$WORK"
-micrun_build_busybox_image "$WORK/busybox.tar" "$MICRUN_IMAGE_REF"
-micrun_import_image "$WORK" "$NS" "$WORK/busybox.tar"
-
-ADDR="$WORK/containerd.sock"
+micrun_private_containerd qs "$NS"
 echo
 echo "== Linux container through $RUNTIME =="
 echo "\$ ctr --address $ADDR -n $NS run --rm --runtime $RUNTIME $MICRUN_IMAGE_REF qs-linux echo \"hello from crun via micrun\""

@@ -196,6 +196,12 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_is_the_defaults() {
+        let example = include_str!("../examples/micrun-config.toml");
+        assert_eq!(Config::parse(example, "example").unwrap(), Config::default());
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = Config::parse("[delegate]\ndefualt = \"crun\"\n", "t").unwrap_err().to_string();
         assert!(e.contains("defualt"), "{e}");

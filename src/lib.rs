@@ -8,5 +8,6 @@ pub mod config;
 pub mod router;
 pub mod shim;
 pub mod spawn;
+pub mod spec;
 pub mod state;
 pub mod stdio;

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use oci_spec::runtime::{LinuxResources, Process, Spec};
 
 use crate::config::Config;
 use crate::router::Decision;
@@ -43,7 +42,7 @@ pub struct CreateContext<'a> {
     pub id: &'a str,
     pub namespace: &'a str,
     pub bundle: &'a std::path::Path,
-    pub spec: &'a Spec,
+    pub spec: &'a crate::spec::BundleSpec,
     pub stdio: &'a StdioPaths,
     pub config: &'a Config,
     pub decision: &'a Decision,
@@ -78,8 +77,8 @@ pub trait Instance: Send + Sync {
     fn leftovers(&self) -> Leftovers;
     async fn start(&self) -> Result<()>;
     async fn kill(&self, exec_id: Option<&str>, signal: u32, all: bool) -> Result<()>;
-    /// Prepares an exec process; it runs at `start_exec`.
-    async fn exec(&self, exec_id: &str, process: Process, stdio: StdioPaths) -> Result<()>;
+    /// Prepares an exec process (OCI process JSON); it runs at `start_exec`.
+    async fn exec(&self, exec_id: &str, process: Vec<u8>, stdio: StdioPaths) -> Result<()>;
     async fn start_exec(&self, exec_id: &str) -> Result<u32>;
     /// Forgets an exec process after it exited (or never started).
     async fn delete_exec(&self, exec_id: &str) -> Result<()>;
@@ -92,7 +91,8 @@ pub trait Instance: Send + Sync {
     async fn pids(&self) -> Result<Vec<u32>>;
     async fn pause(&self) -> Result<()>;
     async fn resume(&self) -> Result<()>;
-    async fn update(&self, resources: &LinuxResources) -> Result<()>;
+    /// Applies new resources (OCI LinuxResources JSON).
+    async fn update(&self, resources: &[u8]) -> Result<()>;
     async fn stats(&self) -> Result<Stats>;
     /// Called when init exited, before the exit is published: true if it was
     /// killed for running out of memory (so /tasks/oom goes out first).

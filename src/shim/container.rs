@@ -9,13 +9,13 @@ use std::sync::Arc;
 use containerd_shim::api::CreateTaskRequest;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::CodedInputStream;
-use oci_spec::runtime::Spec;
 
 use super::process::Process;
 use crate::annotations::Annotations;
 use crate::backend::{delegate, mica, CreateContext, Error, Instance, NoticeSender, Result};
 use crate::config::{Config, ConfigSource};
 use crate::router::{self, Decision, Route};
+use crate::spec::BundleSpec;
 use crate::state::{self, ContainerState};
 use crate::stdio::StdioPaths;
 
@@ -115,12 +115,11 @@ fn available(cfg: &Config) -> impl Fn(&str) -> bool + '_ {
 }
 
 /// Reads the bundle's spec, resolves config and decides the route.
-pub fn decide(bundle: &Path, opts: &RuntimeOptions) -> Result<(Spec, Config, Decision)> {
+pub fn decide(bundle: &Path, opts: &RuntimeOptions) -> Result<(BundleSpec, Config, Decision)> {
     let cfg = Config::resolve(opts.config.as_ref(), opts.config_body.as_deref())
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let spec = Spec::load(bundle.join("config.json"))
-        .map_err(|e| Error::InvalidArgument(format!("read {}/config.json: {e}", bundle.display())))?;
-    let annotations = Annotations::parse(&spec.annotations().clone().unwrap_or_default())
+    let spec = BundleSpec::load(bundle).map_err(Error::InvalidArgument)?;
+    let annotations = Annotations::parse(&spec.annotations)
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let mut decision = router::route(&annotations, &cfg, &available(&cfg), &delegate::profile::search_path())
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;

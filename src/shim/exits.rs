@@ -8,7 +8,7 @@ use containerd_shim::monitor::{monitor_subscribe, ExitEvent, Subject, Topic};
 use containerd_shim::protos::events::task::{TaskExit, TaskOOM};
 use containerd_shim::protos::protobuf::MessageField;
 
-use super::service::{publish, timestamp, Service};
+use super::service::{timestamp, Service};
 use crate::backend::Notice;
 
 /// Exits of pids not yet known to any process: an exec can exit before the
@@ -115,18 +115,14 @@ impl Service {
         };
         let Some((pid, e)) = recorded else { return };
         tracing::info!(id, exec = exec.unwrap_or(""), pid, code, "exit");
-        publish(
-            &self.publisher,
-            &self.namespace,
-            TaskExit {
+        self.publish(TaskExit {
                 container_id: id.into(),
                 id: exec.unwrap_or(id).into(),
                 pid,
                 exit_status: code,
                 exited_at: MessageField::some(timestamp(e.at)),
-                ..Default::default()
-            },
-        )
+            ..Default::default()
+        })
         .await;
     }
 }

@@ -2,6 +2,7 @@
 //! processes and events. Nothing here knows about RTOSes or OCI runtime CLIs.
 
 mod container;
+mod events;
 mod exits;
 mod logging;
 mod process;
@@ -32,8 +33,7 @@ pub struct MicaShim {
 
 /// The grouping key of the container in the current bundle: its pod or group.
 fn grouping(bundle: &Path, id: &str) -> String {
-    let spec = oci_spec::runtime::Spec::load(bundle.join("config.json")).ok();
-    let annotations = spec.and_then(|s| s.annotations().clone()).unwrap_or_default();
+    let annotations = crate::spec::BundleSpec::load(bundle).map(|s| s.annotations).unwrap_or_default();
     Annotations::parse(&annotations).ok().and_then(|a| a.grouping().map(str::to_string)).unwrap_or_else(|| id.to_string())
 }
 
@@ -88,7 +88,8 @@ impl containerd_shim::Shim for MicaShim {
         let svc = Service {
             namespace: self.namespace.clone(),
             containers: Arc::new(Mutex::new(HashMap::new())),
-            publisher: Arc::new(publisher),
+            // Our own publisher: ordered, synchronous forwarding (see events.rs).
+            publisher: Arc::new(events::Publisher::new(&publisher.address, &self.namespace)),
             exit: self.exit.clone(),
             notices: tx,
             unclaimed: Default::default(),

@@ -6,20 +6,20 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use containerd_shim::api::*;
-use containerd_shim::event::Event;
 use containerd_shim::protos::events::task::*;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim::protos::protobuf::{Message, MessageDyn, MessageField};
+use containerd_shim::protos::protobuf::{Message, MessageField};
 use containerd_shim::protos::shim::oci::ProcessDetails;
 use containerd_shim::protos::ttrpc::{self, r#async::TtrpcContext, Code};
-use containerd_shim::publisher::RemotePublisher;
-use containerd_shim::{Context, ExitSignal, Task, TtrpcResult};
+use containerd_shim::{ExitSignal, Task, TtrpcResult};
 use tokio::sync::Mutex;
 
 use super::container::{self, Container};
+use super::events::{Publisher, TaskEvent};
 use super::process::{self, Process, Status};
 use crate::backend::{Error, Instance, NoticeSender};
+use crate::spec::check_json_object;
 use crate::state::ContainerState;
 use crate::stdio::StdioPaths;
 
@@ -28,7 +28,7 @@ use crate::stdio::StdioPaths;
 pub struct Service {
     pub(super) namespace: String,
     pub(super) containers: Arc<Mutex<HashMap<String, Container>>>,
-    pub(super) publisher: Arc<RemotePublisher>,
+    pub(super) publisher: Arc<Publisher>,
     pub(super) exit: Arc<ExitSignal>,
     pub(super) notices: NoticeSender,
     pub(super) unclaimed: Arc<Mutex<super::exits::Unclaimed>>,
@@ -55,8 +55,8 @@ pub fn timestamp(t: std::time::SystemTime) -> Timestamp {
 }
 
 impl Service {
-    pub(super) async fn publish<E: Event + MessageDyn>(&self, event: E) {
-        publish(&self.publisher, &self.namespace, event).await
+    pub(super) async fn publish<E: TaskEvent>(&self, event: E) {
+        self.publisher.publish(event).await
     }
 
     /// Runs `f` on the container, or answers NOT_FOUND naming it.
@@ -79,12 +79,6 @@ impl Service {
     }
 }
 
-pub(super) async fn publish<E: Event + MessageDyn>(publisher: &RemotePublisher, namespace: &str, event: E) {
-    let topic = event.topic();
-    if let Err(e) = publisher.publish(Context::default(), &topic, namespace, Box::new(event)).await {
-        tracing::warn!(topic, error = %e, "publish event failed");
-    }
-}
 
 #[async_trait]
 impl Task for Service {
@@ -242,8 +236,8 @@ impl Task for Service {
 
     async fn exec(&self, _ctx: &TtrpcContext, req: ExecProcessRequest) -> TtrpcResult<Empty> {
         let spec = req.spec.as_ref().ok_or_else(|| status(Error::InvalidArgument("exec request carries no process spec".into())))?;
-        let process: oci_spec::runtime::Process = serde_json::from_slice(&spec.value)
-            .map_err(|e| status(Error::InvalidArgument(format!("exec process spec: {e}"))))?;
+        check_json_object(&spec.value, "exec process spec").map_err(|e| status(Error::InvalidArgument(e)))?;
+        let process = spec.value.clone();
         let instance = self
             .with(&req.id, |c| {
                 if c.init.status != Status::Running {
@@ -277,12 +271,11 @@ impl Task for Service {
 
     async fn update(&self, _ctx: &TtrpcContext, req: UpdateTaskRequest) -> TtrpcResult<Empty> {
         let any = req.resources.as_ref().ok_or_else(|| status(Error::InvalidArgument("update carries no resources".into())))?;
-        let resources: oci_spec::runtime::LinuxResources = serde_json::from_slice(&any.value).map_err(|e| {
-            status(Error::InvalidArgument(format!("resources ({}) are not LinuxResources JSON: {e}", any.type_url)))
-        })?;
+        check_json_object(&any.value, &format!("update resources ({})", any.type_url))
+            .map_err(|e| status(Error::InvalidArgument(e)))?;
         let instance = self.instance(&req.id).await?;
         tracing::info!(id = %req.id, resources = %String::from_utf8_lossy(&any.value), "update");
-        instance.update(&resources).await.map_err(status)?;
+        instance.update(&any.value).await.map_err(status)?;
         Ok(Empty::new())
     }
 

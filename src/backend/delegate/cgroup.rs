@@ -9,7 +9,7 @@ use std::sync::Arc;
 use containerd_shim::protos::cgroups::metrics as v1;
 use containerd_shim::protos::cgroups_v2::metrics as v2;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::MessageFull;
+use containerd_shim::protos::protobuf::Message;
 use tokio::io::unix::AsyncFd;
 
 use crate::stdio::new_async_fd;
@@ -78,8 +78,8 @@ impl ContainerCgroup {
 
     pub fn stats(&self) -> Result<Any, String> {
         match self {
-            ContainerCgroup::V1 { .. } => pack(&self.v1_metrics()),
-            ContainerCgroup::V2 { dir } => pack(&v2_metrics(dir)),
+            ContainerCgroup::V1 { .. } => pack(&self.v1_metrics(), "io.containerd.cgroups.v1.Metrics"),
+            ContainerCgroup::V2 { dir } => pack(&v2_metrics(dir), "io.containerd.cgroups.v2.Metrics"),
         }
     }
 
@@ -148,9 +148,9 @@ fn read_u64(p: &Path) -> u64 {
     std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
 }
 
-fn pack<M: MessageFull>(m: &M) -> Result<Any, String> {
+fn pack<M: Message>(m: &M, type_url: &str) -> Result<Any, String> {
     Ok(Any {
-        type_url: M::descriptor().full_name().to_string(),
+        type_url: type_url.into(),
         value: m.write_to_bytes().map_err(|e| e.to_string())?,
         ..Default::default()
     })

@@ -13,7 +13,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use oci_spec::runtime::{LinuxResources, Process, Spec};
 use tokio::sync::Mutex;
 
 use self::cgroup::ContainerCgroup;
@@ -39,7 +38,7 @@ pub struct DelegateContainer {
 }
 
 struct Exec {
-    process: Process,
+    process: Vec<u8>,
     stdio: StdioPaths,
     io: IoCopy,
     pid: Option<u32>,
@@ -51,9 +50,8 @@ pub fn root_dir(state_root: &Path, namespace: &str, delegate: &str) -> PathBuf {
 }
 
 /// The cgroups path has the systemd form `slice:prefix:name`.
-fn is_systemd_cgroup(spec: &Spec) -> bool {
-    let path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-    path.map(|p| p.to_string_lossy().split(':').count() == 3).unwrap_or(false)
+fn is_systemd_cgroup(spec: &crate::spec::BundleSpec) -> bool {
+    spec.cgroups_path().is_some_and(|p| p.split(':').count() == 3)
 }
 
 pub async fn create(ctx: &CreateContext<'_>, name: &str, notices: NoticeSender) -> Result<DelegateContainer> {
@@ -183,7 +181,7 @@ impl Instance for DelegateContainer {
             .map_err(|e| Error::NotFound(format!("exec {exec_id} (pid {pid}): {e}")))
     }
 
-    async fn exec(&self, exec_id: &str, process: Process, stdio: StdioPaths) -> Result<()> {
+    async fn exec(&self, exec_id: &str, process: Vec<u8>, stdio: StdioPaths) -> Result<()> {
         let mut execs = self.execs.lock().await;
         if execs.contains_key(exec_id) {
             return Err(Error::InvalidArgument(format!("exec id {exec_id} already exists in container {}", self.id)));
@@ -201,8 +199,7 @@ impl Instance for DelegateContainer {
         let n = self.exec_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let spec_file = self.work.join(format!("exec-{n}.json"));
         let pid_file = self.work.join(format!("exec-{n}.pid"));
-        let json = serde_json::to_vec(&process).map_err(|e| Error::failed("encode exec process", e))?;
-        std::fs::write(&spec_file, json).map_err(|e| Error::failed("write exec process", e))?;
+        std::fs::write(&spec_file, process).map_err(|e| Error::failed("write exec process", e))?;
         let mut args: Vec<OsString> =
             vec!["exec".into(), "--process".into(), (&spec_file).into(), "--detach".into(), "--pid-file".into(), (&pid_file).into()];
         let result = if stdio.terminal {
@@ -295,10 +292,9 @@ impl Instance for DelegateContainer {
         self.cli.simple(&["resume", &self.id]).await.map(drop)
     }
 
-    async fn update(&self, resources: &LinuxResources) -> Result<()> {
+    async fn update(&self, resources: &[u8]) -> Result<()> {
         let file = self.work.join("update.json");
-        let json = serde_json::to_vec(resources).map_err(|e| Error::failed("encode resources", e))?;
-        std::fs::write(&file, json).map_err(|e| Error::failed("write resources", e))?;
+        std::fs::write(&file, resources).map_err(|e| Error::failed("write resources", e))?;
         let r = self.cli.simple(&["update", "--resources", &file.to_string_lossy(), &self.id]).await;
         let _ = std::fs::remove_file(&file);
         r.map(drop)

@@ -1,0 +1,65 @@
+//! The parts of a bundle's OCI runtime spec that micrun reads. Everything else is
+//! the runtime's business and passes through untouched, so only these are parsed
+//! (a full typed spec costs the shim a few hundred KB of resident code).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct BundleSpec {
+    pub annotations: HashMap<String, String>,
+    pub linux: Option<Linux>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Linux {
+    pub cgroups_path: Option<String>,
+}
+
+impl BundleSpec {
+    pub fn load(bundle: &Path) -> Result<BundleSpec, String> {
+        let path = bundle.join("config.json");
+        let bytes = std::fs::read(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("parse {}: {e}", path.display()))
+    }
+
+    pub fn cgroups_path(&self) -> Option<&str> {
+        self.linux.as_ref()?.cgroups_path.as_deref()
+    }
+}
+
+/// Checks that a body we pass through to the runtime (an exec process, update
+/// resources) is a JSON object, so a malformed request fails with our words.
+pub fn check_json_object(bytes: &[u8], what: &str) -> Result<(), String> {
+    serde_json::from_slice::<HashMap<String, IgnoredAny>>(bytes)
+        .map(drop)
+        .map_err(|e| format!("{what} is not a JSON object: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_only_what_it_needs() {
+        let s: BundleSpec = serde_json::from_str(
+            r#"{"ociVersion":"1.0.2","process":{"args":["sh"]},"annotations":{"a":"b"},"linux":{"cgroupsPath":"/ns/id","namespaces":[]}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.annotations["a"], "b");
+        assert_eq!(s.cgroups_path(), Some("/ns/id"));
+        assert_eq!(serde_json::from_str::<BundleSpec>("{}").unwrap(), BundleSpec::default());
+    }
+
+    #[test]
+    fn pass_through_bodies_must_be_objects() {
+        assert!(check_json_object(br#"{"memory":{"limit":1}}"#, "resources").is_ok());
+        assert!(check_json_object(b"[1]", "resources").unwrap_err().contains("resources"));
+        assert!(check_json_object(b"{", "process").is_err());
+    }
+}
