@@ -34,7 +34,6 @@ impl Listener {
     /// Accepts the runtime's connection and takes the pty master from it.
     pub async fn receive(self) -> Result<OwnedFd> {
         let r = tokio::time::timeout(Duration::from_secs(10), self.accept_fd()).await;
-        let _ = std::fs::remove_file(&self.path);
         r.map_err(|_| Error::Failed("runtime did not send the console within 10s".into()))?
     }
 
@@ -62,5 +61,11 @@ impl Listener {
                 Err(e) => return Err(Error::failed("receive console", e)),
             }
         }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }

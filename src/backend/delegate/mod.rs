@@ -27,6 +27,9 @@ const DRAIN_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct DelegateContainer {
     id: String,
+    namespace: String,
+    /// Where console sockets go: short, since socket paths are limited to 108 bytes.
+    console_dir: PathBuf,
     cli: Cli,
     work: PathBuf,
     pid: u32,
@@ -71,21 +74,16 @@ pub async fn create(ctx: &CreateContext<'_>, name: &str, notices: NoticeSender) 
         systemd_cgroup = cli.systemd_cgroup, "delegate chosen");
 
     let pid_file = ctx.work_dir.join("init.pid");
-    let mut args: Vec<OsString> = vec!["create".into(), "--bundle".into(), ctx.bundle.into(), "--pid-file".into(), (&pid_file).into()];
-    let (io, pid) = if ctx.stdio.terminal {
-        let console = console::Listener::bind(&ctx.config.state_root).await?;
-        args.extend(["--console-socket".into(), console.path().into(), ctx.id.into()]);
-        cli.run(args, ChildStdio::default()).await?;
-        let master = console.receive().await?;
-        let io = IoCopy::console(ctx.stdio, master).map_err(|e| Error::failed("connect the console to containerd", e))?;
-        (io, read_pid(&pid_file)?)
-    } else {
-        let (io, ends) = IoCopy::pipes(ctx.stdio, ctx.id, ctx.namespace)
-            .await
-            .map_err(|e| Error::failed("open the container's stdio", e))?;
-        args.push(ctx.id.into());
-        cli.run(args, ChildStdio { stdin: ends.stdin, stdout: ends.stdout, stderr: ends.stderr }).await?;
-        (io, read_pid(&pid_file)?)
+    let args: Vec<OsString> = vec!["create".into(), "--bundle".into(), ctx.bundle.into(), "--pid-file".into(), (&pid_file).into()];
+    let attach = Attach { id: ctx.id, namespace: ctx.namespace, stdio: ctx.stdio, console_dir: &ctx.config.state_root };
+    let created = async { Ok::<_, Error>((attach.run(&cli, args).await?, read_pid(&pid_file)?)) }.await;
+    let (io, pid) = match created {
+        Ok(v) => v,
+        Err(e) => {
+            // The runtime may hold the container even though a later step failed.
+            let _ = cli.simple(&["delete", "--force", ctx.id]).await;
+            return Err(e);
+        }
     };
 
     let cgroup = ContainerCgroup::of_pid(pid);
@@ -99,6 +97,8 @@ pub async fn create(ctx: &CreateContext<'_>, name: &str, notices: NoticeSender) 
     }
     Ok(DelegateContainer {
         id: ctx.id.into(),
+        namespace: ctx.namespace.into(),
+        console_dir: ctx.config.state_root.clone(),
         cli,
         work: ctx.work_dir.clone(),
         pid,
@@ -108,6 +108,35 @@ pub async fn create(ctx: &CreateContext<'_>, name: &str, notices: NoticeSender) 
         ooms_reported,
         exec_seq: Default::default(),
     })
+}
+
+/// How a process (init or exec) is attached to containerd's stdio while the
+/// runtime creates it: through a console socket for a terminal, pipes otherwise.
+struct Attach<'a> {
+    id: &'a str,
+    namespace: &'a str,
+    stdio: &'a StdioPaths,
+    console_dir: &'a Path,
+}
+
+impl Attach<'_> {
+    /// Runs `create`/`exec` (`args` without the trailing id) attached; returns the copy tasks.
+    async fn run(&self, cli: &Cli, mut args: Vec<OsString>) -> Result<IoCopy> {
+        if self.stdio.terminal {
+            let console = console::Listener::bind(self.console_dir).await?;
+            args.extend(["--console-socket".into(), console.path().into(), self.id.into()]);
+            cli.run(args, ChildStdio::default()).await?;
+            let master = console.receive().await?;
+            IoCopy::console(self.stdio, master).map_err(|e| Error::failed("connect the console to containerd", e))
+        } else {
+            let (io, ends) = IoCopy::pipes(self.stdio, self.id, self.namespace)
+                .await
+                .map_err(|e| Error::failed("open the process's stdio", e))?;
+            args.push(self.id.into());
+            cli.run(args, ChildStdio { stdin: ends.stdin, stdout: ends.stdout, stderr: ends.stderr }).await?;
+            Ok(io)
+        }
+    }
 }
 
 fn read_pid(path: &Path) -> Result<u32> {
@@ -200,27 +229,23 @@ impl Instance for DelegateContainer {
         let spec_file = self.work.join(format!("exec-{n}.json"));
         let pid_file = self.work.join(format!("exec-{n}.pid"));
         std::fs::write(&spec_file, process).map_err(|e| Error::failed("write exec process", e))?;
-        let mut args: Vec<OsString> =
+        let args: Vec<OsString> =
             vec!["exec".into(), "--process".into(), (&spec_file).into(), "--detach".into(), "--pid-file".into(), (&pid_file).into()];
-        let result = if stdio.terminal {
-            let console = console::Listener::bind(self.cli.root.parent().unwrap_or(&self.work)).await?;
-            args.extend(["--console-socket".into(), console.path().into(), (&self.id).into()]);
-            match self.cli.run(args, ChildStdio::default()).await {
-                Ok(_) => {
-                    let master = console.receive().await?;
-                    IoCopy::console(&stdio, master).map_err(|e| Error::failed("connect the exec console", e))
-                }
-                Err(e) => Err(e),
-            }
-        } else {
-            let (io, ends) = IoCopy::pipes(&stdio, &self.id, "").await.map_err(|e| Error::failed("open exec stdio", e))?;
-            args.push((&self.id).into());
-            self.cli.run(args, ChildStdio { stdin: ends.stdin, stdout: ends.stdout, stderr: ends.stderr }).await.map(|_| io)
-        };
+        let attach = Attach { id: &self.id, namespace: &self.namespace, stdio: &stdio, console_dir: &self.console_dir };
+        let result = attach.run(&self.cli, args).await;
         let _ = std::fs::remove_file(&spec_file);
-        let io = result?;
         let pid = read_pid(&pid_file);
         let _ = std::fs::remove_file(&pid_file);
+        let io = match result {
+            Ok(io) => io,
+            Err(e) => {
+                // The process may run although attaching its console failed: do not leave it behind.
+                if let Ok(pid) = pid {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                }
+                return Err(e);
+            }
+        };
         let pid = pid?;
         let mut execs = self.execs.lock().await;
         if let Some(e) = execs.get_mut(exec_id) {
