@@ -16,6 +16,6 @@ micrun_test_env "$WORK"
 micrun_log "test env: MICRUN_TEST_ADDRESS=$MICRUN_TEST_ADDRESS MICRUN_TEST_NAMESPACE=$MICRUN_TEST_NAMESPACE MICRUN_TEST_IMAGE=$MICRUN_TEST_IMAGE MICRUN_TEST_STATE=$MICRUN_TEST_STATE MICRUN_SHIM=$MICRUN_SHIM"
 
 status=0
-cargo test --release -- --test-threads=1 "$@" || status=$?
+cargo test --release --no-fail-fast -- --test-threads=1 "$@" || status=$?
 micrun_log "cargo test exited with $status"
 exit "$status"

@@ -64,6 +64,8 @@ pub struct DelegateLeftover {
     pub binary: PathBuf,
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    #[serde(default)]
+    pub global_args: Vec<String>,
 }
 
 /// A resource-usage sample, already encoded as containerd expects it.

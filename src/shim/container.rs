@@ -194,7 +194,6 @@ pub async fn create(req: &CreateTaskRequest, namespace: &str, notices: NoticeSen
             let _ = std::fs::remove_dir_all(&work_dir);
             unmount(mounted_rootfs.as_deref());
             state::ContainerState::remove(&bundle);
-            tracing::warn!(id = %req.id, error = %e, "create failed; cleaned up");
             return Err(e);
         }
     };

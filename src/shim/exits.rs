@@ -88,11 +88,11 @@ impl Service {
 
     /// Applies an exit that arrived before the process's pid was known.
     pub(super) async fn claim_early_exit(&self, id: &str, exec: Option<&str>, pid: u32) {
-        let code = self.unclaimed.lock().await.take(pid);
-        if let Some(code) = code {
-            if let Ok(instance) = self.containers.lock().await.get(id).map(|c| c.instance.clone()).ok_or(()) {
-                self.record_exit(id, exec, code as u32, instance).await;
-            }
+        let Some(code) = self.unclaimed.lock().await.take(pid) else { return };
+        // Bind first: the map lock must be released before record_exit takes it again.
+        let instance = self.containers.lock().await.get(id).map(|c| c.instance.clone());
+        if let Some(instance) = instance {
+            self.record_exit(id, exec, code as u32, instance).await;
         }
     }
 

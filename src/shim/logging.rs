@@ -1,20 +1,38 @@
-//! tracing into containerd's shim log: the `log` fifo in the bundle, which
-//! containerd reads and copies into its own log.
+//! tracing into containerd's shim log: the `log` fifo in a bundle, which
+//! containerd reads and copies into its own log. A grouped shim serves several
+//! bundles; containerd stops reading a bundle's fifo when that container is
+//! deleted, so the log moves to a live member's fifo then.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Mutex;
 
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
-/// A fifo writer that drops a line rather than block the shim when containerd is
-/// not reading (e.g. while it restarts).
-struct LogFifo(std::fs::File);
+struct Target {
+    /// The container whose bundle holds the fifo ("" until the first Create).
+    owner: String,
+    fifo: Option<std::fs::File>,
+}
 
-impl Write for LogFifo {
+static TARGET: Mutex<Target> = Mutex::new(Target { owner: String::new(), fifo: None });
+
+fn open_fifo(path: &Path) -> Option<std::fs::File> {
+    // Non-blocking: a line is dropped rather than the shim stalled when
+    // containerd is not reading (e.g. while it restarts).
+    std::fs::OpenOptions::new().write(true).custom_flags(nix::libc::O_NONBLOCK).open(path).ok()
+}
+
+struct LogWriter;
+
+impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.0.write(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(buf.len()),
-            r => r,
+        let mut t = TARGET.lock().unwrap_or_else(|e| e.into_inner());
+        match t.fifo.as_mut().map(|f| f.write(buf)) {
+            Some(Err(e)) if e.kind() != std::io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(buf.len()),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -22,19 +40,50 @@ impl Write for LogFifo {
     }
 }
 
-pub fn init(debug: bool) {
+struct MakeLogWriter;
+
+impl<'a> MakeWriter<'a> for MakeLogWriter {
+    type Writer = LogWriter;
+    fn make_writer(&'a self) -> LogWriter {
+        LogWriter
+    }
+}
+
+/// Starts logging into the `log` fifo of the bundle the shim started in (its cwd).
+pub fn init(debug: bool, first_id: &str) {
     let level = if debug {
         LevelFilter::DEBUG
     } else {
-        crate::config::Config::load_default()
-            .ok()
-            .and_then(|c| c.log_level.parse().ok())
-            .unwrap_or(LevelFilter::INFO)
+        crate::config::Config::load_default().ok().and_then(|c| c.log_level.parse().ok()).unwrap_or(LevelFilter::INFO)
     };
-    let fifo = std::fs::OpenOptions::new().write(true).custom_flags(nix::libc::O_NONBLOCK).open("log");
-    let builder = tracing_subscriber::fmt().with_max_level(level).with_ansi(false).with_target(false);
-    let _ = match fifo {
-        Ok(f) => builder.with_writer(std::sync::Mutex::new(LogFifo(f))).try_init(),
-        Err(_) => builder.with_writer(std::io::stderr).try_init(),
-    };
+    {
+        let mut t = TARGET.lock().unwrap_or_else(|e| e.into_inner());
+        t.owner = first_id.to_string();
+        t.fifo = open_fifo(Path::new("log"));
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_target(false)
+        .with_writer(MakeLogWriter)
+        .try_init();
+}
+
+/// A container was created: its fifo takes over if nobody's fifo is open.
+pub fn adopt(id: &str, bundle: &Path) {
+    let mut t = TARGET.lock().unwrap_or_else(|e| e.into_inner());
+    if t.fifo.is_none() {
+        t.fifo = open_fifo(&bundle.join("log"));
+        t.owner = id.to_string();
+    }
+}
+
+/// A container was deleted: if its fifo carried the log, move to `next`.
+pub fn released(id: &str, next: Option<(&str, &Path)>) {
+    let mut t = TARGET.lock().unwrap_or_else(|e| e.into_inner());
+    if t.owner != id {
+        return;
+    }
+    t.fifo = next.and_then(|(_, b)| open_fifo(&b.join("log")));
+    t.owner = next.map(|(n, _)| n.to_string()).unwrap_or_default();
 }

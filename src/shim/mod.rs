@@ -83,7 +83,7 @@ impl containerd_shim::Shim for MicaShim {
     }
 
     async fn create_task_service(&self, publisher: RemotePublisher) -> Service {
-        logging::init(self.debug);
+        logging::init(self.debug, &self.id);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let svc = Service {
             namespace: self.namespace.clone(),

@@ -89,7 +89,11 @@ impl Task for Service {
         if self.containers.lock().await.contains_key(&req.id) {
             return Err(status(Error::InvalidArgument(format!("container {} already exists in this shim", req.id))));
         }
-        let c = container::create(&req, &self.namespace, self.notices.clone()).await.map_err(status)?;
+        let c = container::create(&req, &self.namespace, self.notices.clone()).await.map_err(|e| {
+            tracing::warn!(id = %req.id, error = %e, "create refused");
+            status(e)
+        })?;
+        super::logging::adopt(&req.id, &c.bundle);
         let pid = c.init.pid;
         self.containers.lock().await.insert(req.id.clone(), c);
         self.claim_early_exit(&req.id, None, pid).await;
@@ -169,11 +173,16 @@ impl Task for Service {
             }
             None => {
                 instance.delete().await.map_err(status)?;
-                let c = self.containers.lock().await.remove(&req.id);
+                let (c, next) = {
+                    let mut map = self.containers.lock().await;
+                    let c = map.remove(&req.id);
+                    (c, map.values().next().map(|o| (o.id.clone(), o.bundle.clone())))
+                };
                 if let Some(c) = c {
                     container::unmount(c.mounted_rootfs.as_deref());
                     ContainerState::remove(&c.bundle);
                 }
+                super::logging::released(&req.id, next.as_ref().map(|(i, b)| (i.as_str(), b.as_path())));
                 self.publish(TaskDelete {
                     container_id: req.id.clone(),
                     pid,

@@ -45,7 +45,7 @@ impl Cli {
             .log_error(log_start)
             .or_else(|| non_empty(&done.stderr))
             .unwrap_or_else(|| format!("exit status {}", done.code));
-        Err(Error::Failed(format!("{} {sub} failed: {message}", self.profile.name)))
+        Err(Error::Failed(format!("{} ({}) {sub} failed: {message}", self.profile.name, self.binary.display())))
     }
 
     pub async fn simple(&self, args: &[&str]) -> Result<Vec<u8>> {

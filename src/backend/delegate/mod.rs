@@ -148,7 +148,13 @@ fn read_pid(path: &Path) -> Result<u32> {
 /// dead shim, when nothing but the recorded leftovers is known.
 pub async fn force_delete(left: &DelegateLeftover, id: &str) -> Result<()> {
     let cli = Cli {
-        profile: Profile { name: left.name.clone(), binary: left.binary.clone(), global_args: vec![], log: Default::default(), commands: Default::default() },
+        profile: Profile {
+            name: left.name.clone(),
+            binary: left.binary.clone(),
+            global_args: left.global_args.clone(),
+            log: Default::default(),
+            commands: Default::default(),
+        },
         binary: left.binary.clone(),
         root: left.root.clone(),
         log: std::env::temp_dir().join(format!("micrun-delete-{id}.json")),
@@ -181,6 +187,7 @@ impl Instance for DelegateContainer {
                 binary: self.cli.binary.clone(),
                 root: self.cli.root.clone(),
                 systemd_cgroup: self.cli.systemd_cgroup,
+                global_args: self.cli.profile.global_args.clone(),
             }),
         }
     }
