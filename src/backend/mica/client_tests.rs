@@ -1,0 +1,1 @@
+//! The client against the real simulator (run in-process on its own thread).
