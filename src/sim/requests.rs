@@ -130,24 +130,18 @@ fn set(client: &mut RtosClient, pedestal: Pedestal, msg: &str) -> Answer {
         return Answer::failed_silently(&format!("set: unknown key {key:?}"));
     };
     let m = &mut client.msg;
-    if key == SetKey::Cpu {
-        if super::rtos::parse_cpu_list(value).is_none() {
-            return Answer::failed_silently(&format!("set cpu: bad cpu list {value:?}"));
-        }
-        m.cpu = value.to_string();
-        return Answer::ok("");
-    }
-    let Ok(n) = value.parse::<i32>() else {
-        return Answer::failed_silently(&format!("set {key}: {value:?} is not a number"));
+    let number = || value.parse::<i32>().ok();
+    let applied = match key {
+        SetKey::Cpu => super::rtos::parse_cpu_list(value).map(|_| m.cpu = value.to_string()),
+        SetKey::CpuCapacity => number().map(|n| m.cpu_capacity = n),
+        SetKey::CpuWeight => number().map(|n| m.cpu_weight = n),
+        SetKey::Vcpu => number().map(|n| m.vcpu_num = n),
+        SetKey::Memory => number().map(|n| m.memory_mib = n),
+        SetKey::MaxMemory => number().map(|n| m.max_memory_mib = n),
     };
-    match key {
-        SetKey::CpuCapacity => m.cpu_capacity = n,
-        SetKey::CpuWeight => m.cpu_weight = n,
-        SetKey::Vcpu => m.vcpu_num = n,
-        SetKey::Memory => m.memory_mib = n,
-        SetKey::MaxMemory => m.max_memory_mib = n,
-        SetKey::Cpu => unreachable!("handled above"),
+    if applied.is_none() {
+        return Answer::failed_silently(&format!("set {key}: bad value {value:?}"));
     }
-    tracing::info!(client = %m.name, "set {key} {n}");
+    tracing::info!(client = %m.name, "set {key} {value}");
     Answer::ok("")
 }
