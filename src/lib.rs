@@ -7,6 +7,7 @@ pub mod backend;
 pub mod config;
 pub mod router;
 pub mod shim;
+pub mod sim;
 pub mod spawn;
 pub mod spec;
 pub mod state;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use micrun::backend::delegate::profile::{search_path, Profile};
+use micrun::backend::mica::protocol::Pedestal;
 use micrun::config::{Config, ConfigSource};
 use micrun::shim::{decide, RuntimeOptions};
 
@@ -29,6 +30,22 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Simulate micad (MICA's daemon) for development and tests; host-native ELF
+    /// firmware runs as the RTOS. Exit codes of halted firmware go to
+    /// <socket-dir>/<name>.exit.
+    Sim {
+        /// Wiped (micad sockets only) and recreated at start-up.
+        #[arg(long, default_value = "/run/mica")]
+        socket_dir: PathBuf,
+        /// Where the ttyRPMSG_<name>_0 console links appear.
+        #[arg(long, default_value = "/dev")]
+        tty_dir: PathBuf,
+        /// The pedestal of the simulated machine: xen, baremetal, jailhouse or hetero.
+        #[arg(long, default_value = "baremetal", value_parser = micrun::sim::parse_pedestal)]
+        pedestal: Pedestal,
+        #[arg(long, default_value = "/var/run/micad.pid")]
+        pid_file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +64,17 @@ fn main() -> ExitCode {
             }
         }
         Command::Doctor { config } => doctor(config),
+        Command::Sim { socket_dir, tty_dir, pedestal, pid_file } => {
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
+            let opts = micrun::sim::Options { socket_dir, tty_dir, pedestal, pid_file: Some(pid_file) };
+            match micrun::sim::run(opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("micrun sim: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

@@ -1,6 +1,10 @@
-//! The mica backend: RTOS clients of openEuler MICA's micad. The protocol client,
-//! the simulator and the Instance land with the mica issue; until then the route
-//! answers Create with a clear error instead of pretending.
+//! The mica backend: RTOS clients of openEuler MICA's micad. The wire codec and
+//! the client are here; the Instance lands with the mica issue, and until then the
+//! route answers Create with a clear error instead of pretending.
+
+pub mod client;
+pub mod protocol;
+pub mod status;
 
 use crate::backend::{CreateContext, Error, Result};
 

@@ -1,0 +1,305 @@
+//! `micrun sim` checked with raw bytes over unix sockets, independently of our own
+//! codec: every offset and text below is written out from MICAD.md.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Sim {
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Sim {
+    fn start(pedestal: &str) -> Sim {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_micrun"))
+            .arg("sim")
+            .args(["--socket-dir".as_ref(), dir.path().join("mica").as_os_str()])
+            .args(["--tty-dir".as_ref(), dir.path().join("dev").as_os_str()])
+            .args(["--pedestal", pedestal])
+            .args(["--pid-file".as_ref(), dir.path().join("micad.pid").as_os_str()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sim = Sim { dir, child };
+        wait_for(|| sim.dir.path().join("micad.pid").exists(), "simulator start-up");
+        sim
+    }
+
+    fn sock(&self, name: &str) -> PathBuf {
+        self.dir.path().join("mica").join(format!("{name}.socket"))
+    }
+
+    fn create(&self, msg: &[u8]) -> String {
+        exchange(&self.sock("mica-create"), msg)
+    }
+
+    fn ask(&self, name: &str, req: &str) -> String {
+        exchange(&self.sock(name), req.as_bytes())
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// One request per connection; the whole reply up to the server's close.
+fn exchange(socket: &Path, request: &[u8]) -> String {
+    let mut s = UnixStream::connect(socket).unwrap_or_else(|e| panic!("{}: {e}", socket.display()));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// A create message built by hand: name at 0, path at 66, ped at 322, cpu_str at
+/// 595, ints from 724 (host order), all other bytes zero.
+fn create_msg(name: &[u8], path: &str, ped: &str, cpu: &str) -> Vec<u8> {
+    let mut m = vec![0u8; 1772];
+    m[..name.len()].copy_from_slice(name);
+    m[66..66 + path.len()].copy_from_slice(path.as_bytes());
+    m[322..322 + ped.len()].copy_from_slice(ped.as_bytes());
+    m[595..595 + cpu.len()].copy_from_slice(cpu.as_bytes());
+    for off in (724..748).step_by(4) {
+        m[off..off + 4].copy_from_slice(&(-1i32).to_ne_bytes());
+    }
+    m
+}
+
+fn is_socket(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket())
+}
+
+fn line(name: &str, cpu: &str, state: &str) -> String {
+    format!("{name:<30}{cpu:<20}{state:<20}")
+}
+
+#[test]
+fn start_up_wipes_the_socket_dir_and_writes_the_pid() {
+    let sim = Sim::start("xen");
+    let pid: u32 = std::fs::read_to_string(sim.dir.path().join("micad.pid")).unwrap().trim().parse().unwrap();
+    assert_eq!(pid, sim.child.id());
+    assert!(is_socket(&sim.sock("mica-create")));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(sim.sock("mica-create")).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn fields_at_exact_offsets_with_garbage_after_nuls() {
+    let sim = Sim::start("xen");
+    let mut m = create_msg(b"fw1", "/bin/true", "xen", "1");
+    m[4..66].fill(b'G'); // after the name's NUL at 3
+    m[66 + 10..322].fill(0xEE); // after the path's NUL
+    m[595 + 2..723].fill(b'9'); // after cpu_str's NUL
+    m[748..1260].fill(b'i'); // iomem without a NUL: ignored by us, not read on
+    assert_eq!(sim.create(&m), "MICA-SUCCESS");
+    assert!(is_socket(&sim.sock("fw1")));
+    assert_eq!(sim.ask("fw1", "status"), line("fw1", "1", "Configured") + "MICA-SUCCESS");
+}
+
+#[test]
+fn name_byte_65_is_forced_to_nul() {
+    let sim = Sim::start("xen");
+    let name = [b'n'; 66];
+    assert_eq!(sim.create(&create_msg(&name, "/bin/true", "xen", "0")), "MICA-SUCCESS");
+    let n65 = "n".repeat(65);
+    assert!(is_socket(&sim.sock(&n65)));
+    assert!(!sim.sock(&"n".repeat(66)).exists());
+    assert_eq!(sim.ask(&n65, "status"), line("nnnnnnnnnnnn...n", "0", "Configured") + "MICA-SUCCESS");
+}
+
+#[test]
+fn duplicate_and_missing_firmware_and_non_elf() {
+    let sim = Sim::start("xen");
+    assert_eq!(sim.create(&create_msg(b"dup", "/bin/true", "xen", "0")), "MICA-SUCCESS");
+    assert_eq!(sim.create(&create_msg(b"dup", "/bin/true", "xen", "0")), "dup is already createdMICA-FAILED");
+    assert_eq!(
+        sim.create(&create_msg(b"gone", "/nonexistent/zephyr.elf", "xen", "0")),
+        "No such file: /nonexistent/zephyr.elf".to_string() + "MICA-FAILED"
+    );
+    let text = sim.dir.path().join("notes.txt");
+    std::fs::write(&text, "not firmware").unwrap();
+    let reply = sim.create(&create_msg(b"txt", text.to_str().unwrap(), "xen", "0"));
+    assert_eq!(reply, format!("{} is not an ELF fileMICA-FAILED", text.display()));
+    assert!(!sim.sock("gone").exists() && !sim.sock("txt").exists());
+}
+
+#[test]
+fn short_create_message_fails() {
+    let sim = Sim::start("xen");
+    assert_eq!(sim.create(&create_msg(b"short", "/bin/true", "xen", "0")[..1000]), "MICA-FAILED");
+    assert!(!sim.sock("short").exists());
+}
+
+#[test]
+fn invalid_commands_and_the_32_byte_read() {
+    let sim = Sim::start("xen");
+    sim.create(&create_msg(b"c", "/bin/true", "xen", "0"));
+    assert_eq!(sim.ask("c", "hello"), "Invalid command: helloMICA-FAILED");
+    assert_eq!(sim.ask("c", "status\n"), "Invalid command: status\nMICA-FAILED");
+    assert_eq!(sim.ask("c", "START"), "Invalid command: STARTMICA-FAILED");
+    // micad reads 32 bytes and closes with the rest unread, which resets the
+    // connection: the reply may be lost, which is why requests stay <= 31 bytes.
+    let mut s = UnixStream::connect(sim.sock("c")).unwrap();
+    s.write_all("x".repeat(40).as_bytes()).unwrap();
+    let mut out = Vec::new();
+    match s.read_to_end(&mut out) {
+        Ok(_) => assert_eq!(String::from_utf8(out).unwrap(), format!("Invalid command: {}MICA-FAILED", "x".repeat(32))),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+    }
+    assert_eq!(sim.ask("c", &"x".repeat(32)), format!("Invalid command: {}MICA-FAILED", "x".repeat(32)));
+    assert_eq!(sim.ask("c", "gdb"), "The elf file does not support debuggingMICA-FAILED");
+}
+
+#[test]
+fn status_line_truncates_a_container_id() {
+    let sim = Sim::start("baremetal");
+    let id = "0123456789abcdef".repeat(4);
+    assert_eq!(sim.create(&create_msg(id.as_bytes(), "/bin/true", "", "")), "MICA-SUCCESS");
+    assert_eq!(sim.ask(&id, "status"), line("0123456789ab...f", "", "Offline") + "MICA-SUCCESS");
+}
+
+#[test]
+fn set_on_xen() {
+    let sim = Sim::start("xen");
+    sim.create(&create_msg(b"x", "/bin/true", "xen", "0"));
+    for req in ["set memory 64", "set MaxMemory 128", "set cpucapacity 50", "set cpuweight 256", "set vcpu 1"] {
+        assert_eq!(sim.ask("x", req), "MICA-SUCCESS", "{req}");
+    }
+    assert_eq!(sim.ask("x", "set cpu 1"), "MICA-SUCCESS");
+    assert!(sim.ask("x", "status").starts_with(&line("x", "1", "Configured")));
+    // The Go micrun's spellings, and a bad value: failure without text.
+    assert_eq!(sim.ask("x", "set CPUCpacity 5"), "MICA-FAILED");
+    assert_eq!(sim.ask("x", "set MaxMem 5"), "MICA-FAILED");
+    assert_eq!(sim.ask("x", "set memory lots"), "MICA-FAILED");
+    let usage = "Invalid set command. Usage: set <key> <value>MICA-FAILED";
+    assert_eq!(sim.ask("x", "set memory"), usage);
+    assert_eq!(sim.ask("x", "set memory 1 2"), usage);
+}
+
+#[test]
+fn set_fails_on_bare_metal() {
+    let sim = Sim::start("baremetal");
+    sim.create(&create_msg(b"b", "/bin/true", "baremetal", "0"));
+    assert_eq!(sim.ask("b", "set memory 64"), "MICA-FAILED");
+    assert_eq!(sim.ask("b", "set memory"), "Invalid set command. Usage: set <key> <value>MICA-FAILED");
+}
+
+#[test]
+fn pedestal_mismatch_and_bare_metal_cpu_rule() {
+    let sim = Sim::start("baremetal");
+    let r = sim.create(&create_msg(b"x", "/bin/true", "xen", "0"));
+    assert!(r.ends_with("MICA-FAILED") && r.contains("pedestal xen"), "{r}");
+    assert_eq!(sim.create(&create_msg(b"y", "/bin/true", "", "1-2")), "MICA-FAILED");
+}
+
+#[test]
+fn rm_replies_then_unlinks_the_socket() {
+    let sim = Sim::start("xen");
+    sim.create(&create_msg(b"gone-soon", "/bin/true", "xen", "0"));
+    assert_eq!(sim.ask("gone-soon", "rm"), "MICA-SUCCESS");
+    wait_for(|| !sim.sock("gone-soon").exists(), "socket unlinked after rm");
+    // The name is free again.
+    assert_eq!(sim.create(&create_msg(b"gone-soon", "/bin/true", "xen", "0")), "MICA-SUCCESS");
+}
+
+#[test]
+fn halted_firmware_goes_offline_at_the_next_status() {
+    let sim = Sim::start("baremetal");
+    sim.create(&create_msg(b"t", "/bin/true", "", "0"));
+    assert_eq!(sim.ask("t", "start"), "MICA-SUCCESS");
+    let exit = sim.dir.path().join("mica/t.exit");
+    wait_for(|| exit.exists(), "t.exit");
+    assert_eq!(std::fs::read_to_string(&exit).unwrap().trim(), "0");
+    assert_eq!(sim.ask("t", "status"), line("t", "0", "Offline") + "MICA-SUCCESS");
+    assert_eq!(sim.ask("t", "stop"), "MICA-FAILED", "stopping an offline client");
+    assert!(!sim.dir.path().join("dev/ttyRPMSG_t_0").exists());
+}
+
+#[test]
+fn host_firmware_console_through_the_tty_link() {
+    let sim = Sim::start("baremetal");
+    sim.create(&create_msg(b"cat.1", "/bin/cat", "", "0"));
+    assert_eq!(sim.ask("cat.1", "start"), "MICA-SUCCESS");
+    let link = sim.dir.path().join("dev/ttyRPMSG_cat_1_0");
+    wait_for(|| link.exists(), "tty link");
+    let status = sim.ask("cat.1", "status");
+    let expect = format!("rpmsg-tty({}) rpmsg-rpcMICA-SUCCESS", link.display());
+    assert!(status.starts_with(&line("cat.1", "0", "Running")) && status.ends_with(&expect), "{status}");
+    let mut tty = std::fs::OpenOptions::new().read(true).write(true).open(&link).unwrap();
+    tty.write_all(b"ping\n").unwrap();
+    let mut buf = [0u8; 5];
+    tty.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping\n");
+    assert_eq!(sim.ask("cat.1", "stop"), "MICA-SUCCESS");
+    assert_eq!(sim.ask("cat.1", "status"), line("cat.1", "0", "Offline") + "MICA-SUCCESS");
+    assert!(!link.exists());
+    assert!(!sim.dir.path().join("mica/cat.1.exit").exists(), "a stopped firmware did not halt by itself");
+}
+
+#[test]
+fn foreign_elf_gets_an_emulated_console() {
+    let sim = Sim::start("baremetal");
+    let fw = sim.dir.path().join("zephyr.elf");
+    let mut head = vec![0u8; 64];
+    head[..4].copy_from_slice(b"\x7fELF");
+    head[4] = 1; // 32-bit
+    head[5] = 1; // little-endian
+    head[16] = 2; // ET_EXEC
+    head[18] = 40; // EM_ARM
+    std::fs::write(&fw, head).unwrap();
+    assert_eq!(sim.create(&create_msg(b"z", fw.to_str().unwrap(), "", "0")), "MICA-SUCCESS");
+    assert_eq!(sim.ask("z", "start"), "MICA-SUCCESS");
+    let link = sim.dir.path().join("dev/ttyRPMSG_z_0");
+    wait_for(|| link.exists(), "tty link");
+    let mut tty = std::fs::OpenOptions::new().read(true).write(true).open(&link).unwrap();
+    let mut banner = Vec::new();
+    let mut byte = [0u8];
+    while !banner.ends_with(b"\r\n") {
+        tty.read_exact(&mut byte).unwrap();
+        banner.push(byte[0]);
+    }
+    assert!(String::from_utf8_lossy(&banner).contains("emulated console for z"));
+    tty.write_all(b"hi").unwrap();
+    let mut echo = [0u8; 2];
+    tty.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"hi");
+}
+
+#[test]
+fn one_request_at_a_time() {
+    let sim = Sim::start("xen");
+    sim.create(&create_msg(b"a", "/bin/true", "xen", "0"));
+    // A connection that has not sent its request yet holds the daemon, as in micad.
+    let mut stalled = UnixStream::connect(sim.sock("a")).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    let other = std::thread::spawn({
+        let p = sim.sock("mica-create");
+        move || exchange(&p, &create_msg(b"b", "/bin/true", "xen", "0"))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stalled.write_all(b"status").unwrap();
+    let mut out = String::new();
+    stalled.read_to_string(&mut out).unwrap();
+    assert!(out.ends_with("MICA-SUCCESS"));
+    assert_eq!(other.join().unwrap(), "MICA-SUCCESS");
+    assert!(t0.elapsed() >= Duration::from_millis(300), "the create waited for the status request");
+}
