@@ -220,14 +220,18 @@ async fn start_log_binary(spec: &str, id: &str, namespace: &str, out: OwnedFd, e
             Ok(())
         });
     }
-    cmd.spawn()?;
+    let mut child = cmd.spawn()?;
     drop((out, err, ready_w));
     let mut ready = pipe::Receiver::from_owned_fd(ready_r)?;
     let mut sink = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(10), ready.read_to_end(&mut sink))
-        .await
-        .map_err(|_| std::io::Error::other(format!("logging binary {path} did not signal ready within 10s")))??;
-    Ok(())
+    match tokio::time::timeout(std::time::Duration::from_secs(10), ready.read_to_end(&mut sink)).await {
+        Ok(r) => r.map(drop),
+        Err(_) => {
+            // A failed Create leaves no process behind.
+            let _ = child.kill();
+            Err(std::io::Error::other(format!("logging binary {path} did not signal ready (close fd 5) within 10s")))
+        }
+    }
 }
 
 fn percent_decode(s: &str) -> String {

@@ -341,3 +341,19 @@ impl Instance for DelegateContainer {
         self.cgroup.as_ref().map(|cg| cgroup::report_new(cg, &self.ooms_reported)).unwrap_or(false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_cgroup_form_is_detected() {
+        let spec = |p: &str| crate::spec::BundleSpec {
+            linux: Some(crate::spec::Linux { cgroups_path: Some(p.into()), ..Default::default() }),
+            ..Default::default()
+        };
+        assert!(is_systemd_cgroup(&spec("system.slice:cri-containerd:abc")));
+        assert!(!is_systemd_cgroup(&spec("/k8s.io/abc")));
+        assert!(!is_systemd_cgroup(&crate::spec::BundleSpec::default()));
+    }
+}
