@@ -29,6 +29,9 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Build RTOS images.
+    #[command(subcommand)]
+    Image(micrun::image::cli::ImageCommand),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Doctor { config } => doctor(config),
+        Command::Image(cmd) => cmd.run(),
     }
 }
 
