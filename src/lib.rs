@@ -5,8 +5,6 @@
 pub mod annotations;
 pub mod backend;
 pub mod config;
-/// Image building for the operator CLI only; nothing in the shim calls it.
-pub mod image;
 pub mod router;
 pub mod shim;
 pub mod spawn;

@@ -8,6 +8,11 @@ use micrun::backend::delegate::profile::{search_path, Profile};
 use micrun::config::{Config, ConfigSource};
 use micrun::shim::{decide, RuntimeOptions};
 
+// Compiled into this binary only: kept out of the library, even unused code
+// there changes how the shim is optimised.
+#[path = "../image/mod.rs"]
+mod image;
+
 #[derive(Parser)]
 #[command(name = "micrun", version, about = "Operator tools for the io.containerd.mica.v2 runtime")]
 struct Cli {
@@ -31,7 +36,7 @@ enum Command {
     },
     /// Build RTOS images.
     #[command(subcommand)]
-    Image(micrun::image::cli::ImageCommand),
+    Image(image::cli::ImageCommand),
 }
 
 fn main() -> ExitCode {

@@ -55,6 +55,8 @@ impl ImageCommand {
                     Ok((spec, a)) => {
                         println!("{} -> {} ({} bytes)", spec.reference, output.display(), a.bytes.len());
                         println!("manifest sha256:{}", a.manifest_digest);
+                        println!("config   sha256:{}", a.config_digest);
+                        println!("layer    sha256:{}", a.layer_digest);
                         println!("firmware sha256:{}", a.firmware_sha256);
                         println!(
                             "import: ctr image import {}\nrun:    ctr run --runtime io.containerd.mica.v2 --annotation {}={} {} ID",

@@ -11,7 +11,8 @@
 //! The output is deterministic: fixed mtimes and owners, sorted entries, no
 //! timestamps in the JSON, so the same inputs give the same bytes and digests.
 //!
-//! Only the operator CLI uses this module; the shim never calls it.
+//! Only the operator CLI compiles this module (src/bin/micrun.rs includes it by
+//! path); it is not part of the library, so the shim never sees it.
 
 pub mod cli;
 
@@ -240,8 +241,8 @@ pub fn build(spec: &BuildSpec) -> Result<ImageArchive, ImageError> {
             return Err(ImageError::BadAnnotation(format!("={v}")));
         }
         // Either prefix names the same runtime key (annotations.rs).
-        let ours = crate::annotations::MICA_PREFIXES.iter().find_map(|p| k.strip_prefix(p)).and_then(|rest| {
-            [LABEL_OS, LABEL_FIRMWARE_PATH].into_iter().find(|l| l.strip_prefix(crate::annotations::MICA_PREFIXES[1]) == Some(rest))
+        let ours = micrun::annotations::MICA_PREFIXES.iter().find_map(|p| k.strip_prefix(p)).and_then(|rest| {
+            [LABEL_OS, LABEL_FIRMWARE_PATH].into_iter().find(|l| l.strip_prefix(micrun::annotations::MICA_PREFIXES[1]) == Some(rest))
         });
         if let Some(ours) = ours {
             if labels[ours] != *v {
