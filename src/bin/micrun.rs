@@ -9,6 +9,11 @@ use micrun::backend::mica::protocol::Pedestal;
 use micrun::config::{Config, ConfigSource};
 use micrun::shim::{decide, RuntimeOptions};
 
+// Compiled into this binary only: kept out of the library, even unused code
+// there changes how the shim is optimised.
+#[path = "../image/mod.rs"]
+mod image;
+
 #[derive(Parser)]
 #[command(name = "micrun", version, about = "Operator tools for the io.containerd.mica.v2 runtime")]
 struct Cli {
@@ -46,6 +51,9 @@ enum Command {
         #[arg(long, default_value = "/var/run/micad.pid")]
         pid_file: PathBuf,
     },
+    /// Build RTOS images.
+    #[command(subcommand)]
+    Image(image::cli::ImageCommand),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +83,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Image(cmd) => cmd.run(),
     }
 }
 
