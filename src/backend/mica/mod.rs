@@ -3,7 +3,9 @@
 //! route answers Create with a clear error instead of pretending.
 
 pub mod client;
+pub mod firmware;
 pub mod protocol;
+pub mod resources;
 pub mod status;
 
 use crate::backend::{CreateContext, Error, Result};
