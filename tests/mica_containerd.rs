@@ -29,24 +29,38 @@ impl Sim {
         let dir = tempfile::Builder::new().prefix("mrsim").tempdir_in("/tmp").unwrap();
         let (sock, tty) = (dir.path().join("sock"), dir.path().join("tty"));
         std::fs::create_dir_all(&tty).unwrap();
-        let log = std::fs::File::create(dir.path().join("sim.log")).unwrap();
+        let child = Self::spawn(dir.path(), pedestal);
+        let config = env.config_file(
+            &format!("sim-{}", child.id()),
+            &format!("[mica]\nsocket_dir = {sock:?}\ntty_dir = {tty:?}\nstatus_interval_ms = 100\n"),
+        );
+        Sim { child, dir, config }
+    }
+
+    /// Like micad restarting: the new simulator wipes the sockets of the old one's clients.
+    fn restart(&mut self, pedestal: &str) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.dir.path(), pedestal);
+    }
+
+    fn spawn(dir: &Path, pedestal: &str) -> Child {
+        let (sock, tty) = (dir.join("sock"), dir.join("tty"));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("sim.log")).unwrap();
+        let _ = std::fs::remove_file(sock.join("mica-create.socket"));
         let child = Command::new(env!("CARGO_BIN_EXE_micrun"))
             .args(["sim", "--pedestal", pedestal, "--socket-dir"])
             .arg(&sock)
             .arg("--tty-dir")
             .arg(&tty)
             .arg("--pid-file")
-            .arg(dir.path().join("sim.pid"))
+            .arg(dir.join("sim.pid"))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("start micrun sim");
         assert!(wait_until(Duration::from_secs(10), || sock.join("mica-create.socket").exists()), "simulator did not start");
-        let config = env.config_file(
-            &format!("sim-{}", child.id()),
-            &format!("[mica]\nsocket_dir = {sock:?}\ntty_dir = {tty:?}\nstatus_interval_ms = 100\n"),
-        );
-        Sim { child, dir, config }
+        child
     }
 
     fn socket_dir(&self) -> PathBuf {
@@ -264,6 +278,57 @@ fn update_on_bare_metal_fails_clearly() {
     let r = update(&env, &id, &format!("{{\"memory\":{{\"limit\":{}}}}}", 96u64 << 20));
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("only on the Xen pedestal"), "{}", r.stderr);
+    env.remove(&id);
+    assert_nothing_left(&env, &sim, &id);
+}
+
+/// Our shim processes serving `id` (an ungrouped container's shim runs with `-id <id>`).
+fn shims_of(env: &Env, id: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| b.split(|c| *c == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect())
+                .unwrap_or_default();
+            let flag = |f: &str| argv.iter().position(|a| a == f).and_then(|i| argv.get(i + 1)).cloned();
+            argv.first().is_some_and(|a| a.ends_with("containerd-shim-mica-v2"))
+                && flag("-address").as_deref() == Some(env.address.as_str())
+                && flag("-id").as_deref() == Some(id)
+        })
+        .collect()
+}
+
+#[test]
+fn dead_shim_cleanup_removes_the_micad_client_and_firmware_copy() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let id = unique_id("rtos-dead-shim");
+    run_detached_cat(&env, &sim, &id, &[]);
+    assert!(sim.has_client(&id));
+    assert!(env.work_dir(&id).join("firmware.elf").exists(), "firmware copy missing");
+    let shims = shims_of(&env, &id);
+    assert_eq!(shims.len(), 1, "shims of {id}: {shims:?}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(shims[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || !sim.has_client(&id)), "micad client survived the dead shim");
+    assert!(wait_until(Duration::from_secs(10), || !env.work_dir(&id).exists()), "firmware copy survived the dead shim");
+    env.remove(&id);
+}
+
+#[test]
+fn micad_restart_ends_the_task_with_a_reason() {
+    let env = common::env();
+    let mut sim = Sim::start(&env, "baremetal");
+    let id = unique_id("rtos-micad-restart");
+    run_detached_cat(&env, &sim, &id, &[]);
+    assert_eq!(env.task_status(&id).as_deref(), Some("RUNNING"));
+    sim.restart("baremetal");
+    assert!(
+        wait_until(Duration::from_secs(10), || env.task_status(&id).as_deref() == Some("STOPPED")),
+        "task still {:?} after micad lost its client",
+        env.task_status(&id)
+    );
+    let log = std::fs::read_to_string(env.state.join("containerd.log")).unwrap_or_default();
+    assert!(log.contains("micad no longer has this RTOS client"), "no reason in the shim log");
     env.remove(&id);
     assert_nothing_left(&env, &sim, &id);
 }
