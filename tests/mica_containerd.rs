@@ -332,3 +332,58 @@ fn micad_restart_ends_the_task_with_a_reason() {
     env.remove(&id);
     assert_nothing_left(&env, &sim, &id);
 }
+
+/// Create must fail with `needle` in containerd's error and leave nothing.
+fn assert_create_refused(env: &Env, sim: &Sim, image: &str, flags: &[&str], needle: &str) {
+    let id = unique_id("rtos-bad");
+    let r = ctr_run(env, sim, flags, image, &id);
+    assert_ne!(r.code, 0, "create succeeded with {flags:?}");
+    assert!(r.stderr.contains(needle), "expected {needle:?} in: {}", r.stderr);
+    assert_nothing_left(env, sim, &id);
+}
+
+#[test]
+fn bad_firmware_fails_create_clearly() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let image = firmware_image(&env, "/bin/cat");
+    let key = |k: &str, v: &str| format!("org.openeuler.micran.container.{k}={v}");
+    let missing = key("firmware_path", "/no/such.elf");
+    assert_create_refused(&env, &sim, &image, &["--annotation", &missing], "does not exist in the image");
+    let wrong = key("firmware_hash", &"0".repeat(64));
+    assert_create_refused(&env, &sim, &image, &["--annotation", &wrong], "expects");
+    let garbage = key("firmware_hash", "md5:abc");
+    assert_create_refused(&env, &sim, &image, &["--annotation", &garbage], "not a sha256 digest");
+    let pedestal = "org.openeuler.micran.ped.pedestal=kvm";
+    assert_create_refused(&env, &sim, &image, &["--annotation", pedestal], "expected baremetal, xen");
+}
+
+#[test]
+fn pedestal_mismatch_is_micads_error_and_leaves_nothing() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let image = firmware_image(&env, "/bin/cat");
+    assert_create_refused(&env, &sim, &image, &["--annotation", "org.openeuler.micran.ped.pedestal=xen"], "micad refused");
+}
+
+#[test]
+fn micad_not_answering_fails_create_within_the_timeout() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let image = firmware_image(&env, "/bin/cat");
+    // A socket nobody reads: the kernel accepts the connection, no reply comes.
+    let dir = tempfile::Builder::new().prefix("mrmute").tempdir_in("/tmp").unwrap();
+    let _mute = std::os::unix::net::UnixListener::bind(dir.path().join("mica-create.socket")).unwrap();
+    let config = env.config_file("mute-micad", &format!("[mica]\nsocket_dir = {:?}\ntimeout_ms = 500\n", dir.path()));
+    let id = unique_id("rtos-mute");
+    let args = [
+        "run", "--rm", "--runtime", RUNTIME, "--runtime-config-path", config.to_str().unwrap(),
+        "--annotation", OS_ANNOTATION, &image, &id,
+    ];
+    let began = std::time::Instant::now();
+    let r = env.ctr(&args);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("did not answer"), "{}", r.stderr);
+    assert!(began.elapsed() < Duration::from_secs(10), "took {:?}", began.elapsed());
+    assert_nothing_left(&env, &sim, &id);
+}
