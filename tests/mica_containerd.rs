@@ -387,3 +387,37 @@ fn micad_not_answering_fails_create_within_the_timeout() {
     assert!(began.elapsed() < Duration::from_secs(10), "took {:?}", began.elapsed());
     assert_nothing_left(&env, &sim, &id);
 }
+
+#[test]
+fn tty_mode_console_answers_typed_input() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let image = firmware_image(&env, "/bin/cat");
+    let id = unique_id("rtos-tty");
+    // `ctr run -t` needs a terminal: script(1) gives it one.
+    let mut ctr_line = format!("ctr --address {} -n {} run -t --rm", env.address, env.namespace);
+    for a in sim.run_args(&[]) {
+        ctr_line.push(' ');
+        ctr_line.push_str(a);
+    }
+    ctr_line.push_str(&format!(" {image} {id}"));
+    let mut script = Command::new("script")
+        .args(["-qec", &ctr_line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(15), || env.task_status(&id).as_deref() == Some("RUNNING")), "never RUNNING");
+    let mut stdin = script.stdin.take().unwrap();
+    stdin.write_all(b"typed-in-tty\r").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(env.ctr(&["task", "kill", &id]).code, 0);
+    let status = wait_child(&mut script, Duration::from_secs(20));
+    drop(stdin);
+    let mut out = String::new();
+    script.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(out.contains("typed-in-tty"), "the RTOS did not answer on its tty: {out:?}");
+    assert_eq!(status, Some(143), "ctr run -t exit code after SIGTERM");
+    assert_nothing_left(&env, &sim, &id);
+}
