@@ -342,31 +342,12 @@ micrun__oci_arch() {
     esac
 }
 
-micrun_build_busybox_image() {
-    local out=${1:?usage: micrun_build_busybox_image OUT_TAR REF} ref=${2:?usage: micrun_build_busybox_image OUT_TAR REF}
-    local bb=/bin/busybox
-    [[ -x $bb ]] || { micrun_die "$bb missing (apt-get install busybox-static)"; return 1; }
-    if [[ $(LC_ALL=C readelf -d "$bb" 2>/dev/null || true) == *NEEDED* ]]; then
-        micrun_die "$bb is dynamically linked; install busybox-static"
-        return 1
-    fi
-
-    local work
-    work=$(mktemp -d /tmp/micrun-img.XXXXXX)
-    local root="$work/rootfs" layout="$work/layout"
-    mkdir -p "$root"/{bin,etc,tmp,proc,sys,dev,root} "$layout/blobs/sha256"
-    chmod 1777 "$root/tmp"
-    chmod 700 "$root/root"
-    cp "$bb" "$root/bin/busybox"
-    chmod 755 "$root/bin/busybox"
-    local applet
-    while read -r applet; do
-        [[ -n $applet && $applet != busybox && $applet != */* ]] || continue
-        ln -sf busybox "$root/bin/$applet"
-    done < <("$bb" --list)
-    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
-    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
-
+# Packs directory ROOT as a one-layer OCI image archive OUT named REF (WORK is
+# scratch space). CMD_JSON is the image's Cmd as JSON list items.
+micrun__pack_image() {
+    local root=$1 work=$2 out=$3 ref=$4 note=$5 cmd=${6:-'"sh"'}
+    local layout="$work/layout"
+    mkdir -p "$layout/blobs/sha256"
     # layer: reproducible tar, then gzip
     tar -C "$root" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
         -cf "$work/layer.tar" .
@@ -379,7 +360,7 @@ micrun_build_busybox_image() {
 
     local arch
     arch=$(micrun__oci_arch)
-    printf '%s' "{\"architecture\":\"$arch\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"],\"Cmd\":[\"sh\"],\"WorkingDir\":\"/\"},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:$diff_id\"]},\"history\":[{\"created_by\":\"micrun scripts/lib.sh: static busybox\"}]}" \
+    printf '%s' "{\"architecture\":\"$arch\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"],\"Cmd\":[$cmd],\"WorkingDir\":\"/\"},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:$diff_id\"]},\"history\":[{\"created_by\":\"$note\"}]}" \
         >"$work/config.json"
     local config_digest config_size
     config_digest=$(sha256sum "$work/config.json" | cut -d' ' -f1)
@@ -401,8 +382,50 @@ micrun_build_busybox_image() {
     out_abs="$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"
     tar -C "$layout" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
         -cf "$out_abs" oci-layout index.json blobs
-    rm -rf "$work"
     micrun_log "built image $ref -> $out ($(stat -c %s "$out_abs") bytes)"
+}
+
+# An RTOS image for `micrun sim`: FIRMWARE (a host ELF the simulator runs as the
+# RTOS) at /firmware.elf, nothing else. Stands in for `micrun image build`
+# until that exists.
+micrun_build_firmware_image() {
+    local out=${1:?usage: micrun_build_firmware_image OUT_TAR REF FIRMWARE} ref=${2:?} fw=${3:?}
+    local work
+    work=$(mktemp -d /tmp/micrun-img.XXXXXX)
+    mkdir -p "$work/rootfs"
+    cp "$fw" "$work/rootfs/firmware.elf"
+    chmod 755 "$work/rootfs/firmware.elf"
+    micrun__pack_image "$work/rootfs" "$work" "$out" "$ref" "micrun scripts/lib.sh: firmware $(basename "$fw")" '"/firmware.elf"' || return 1
+    rm -rf "$work"
+}
+
+micrun_build_busybox_image() {
+    local out=${1:?usage: micrun_build_busybox_image OUT_TAR REF} ref=${2:?usage: micrun_build_busybox_image OUT_TAR REF}
+    local bb=/bin/busybox
+    [[ -x $bb ]] || { micrun_die "$bb missing (apt-get install busybox-static)"; return 1; }
+    if [[ $(LC_ALL=C readelf -d "$bb" 2>/dev/null || true) == *NEEDED* ]]; then
+        micrun_die "$bb is dynamically linked; install busybox-static"
+        return 1
+    fi
+
+    local work
+    work=$(mktemp -d /tmp/micrun-img.XXXXXX)
+    local root="$work/rootfs"
+    mkdir -p "$root"/{bin,etc,tmp,proc,sys,dev,root}
+    chmod 1777 "$root/tmp"
+    chmod 700 "$root/root"
+    cp "$bb" "$root/bin/busybox"
+    chmod 755 "$root/bin/busybox"
+    local applet
+    while read -r applet; do
+        [[ -n $applet && $applet != busybox && $applet != */* ]] || continue
+        ln -sf busybox "$root/bin/$applet"
+    done < <("$bb" --list)
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+
+    micrun__pack_image "$root" "$work" "$out" "$ref" "micrun scripts/lib.sh: static busybox" || return 1
+    rm -rf "$work"
 }
 
 micrun_import_image() {

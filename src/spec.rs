@@ -12,13 +12,47 @@ use serde::Deserialize;
 #[serde(default)]
 pub struct BundleSpec {
     pub annotations: HashMap<String, String>,
+    pub root: Option<Root>,
     pub linux: Option<Linux>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Root {
+    /// Relative paths are relative to the bundle.
+    pub path: String,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Linux {
     pub cgroups_path: Option<String>,
+    pub resources: Option<Resources>,
+}
+
+/// The OCI `linux.resources` fields the mica backend maps to micad (also the body
+/// of an Update request).
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Resources {
+    pub cpu: Option<CpuResources>,
+    pub memory: Option<MemoryResources>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CpuResources {
+    pub shares: Option<u64>,
+    pub quota: Option<i64>,
+    pub period: Option<u64>,
+    pub cpus: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MemoryResources {
+    pub limit: Option<i64>,
+    pub reservation: Option<i64>,
 }
 
 impl BundleSpec {
@@ -30,6 +64,18 @@ impl BundleSpec {
 
     pub fn cgroups_path(&self) -> Option<&str> {
         self.linux.as_ref()?.cgroups_path.as_deref()
+    }
+
+    pub fn resources(&self) -> Option<&Resources> {
+        self.linux.as_ref()?.resources.as_ref()
+    }
+
+    /// The container's root filesystem: `root.path` (relative to the bundle), else `<bundle>/rootfs`.
+    pub fn rootfs(&self, bundle: &Path) -> std::path::PathBuf {
+        match self.root.as_ref().filter(|r| !r.path.is_empty()) {
+            Some(r) => bundle.join(&r.path),
+            None => bundle.join("rootfs"),
+        }
     }
 }
 
@@ -54,6 +100,21 @@ mod tests {
         assert_eq!(s.annotations["a"], "b");
         assert_eq!(s.cgroups_path(), Some("/ns/id"));
         assert_eq!(serde_json::from_str::<BundleSpec>("{}").unwrap(), BundleSpec::default());
+    }
+
+    #[test]
+    fn root_and_resources() {
+        let s: BundleSpec = serde_json::from_str(
+            r#"{"root":{"path":"rfs"},"linux":{"resources":{"cpu":{"cpus":"1-2","quota":50000,"period":100000,"shares":1024},"memory":{"limit":67108864}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.rootfs(Path::new("/b")), Path::new("/b/rfs"));
+        let r = s.resources().unwrap();
+        assert_eq!(r.cpu.as_ref().unwrap().cpus.as_deref(), Some("1-2"));
+        assert_eq!(r.memory.as_ref().unwrap().limit, Some(64 << 20));
+        assert_eq!(BundleSpec::default().rootfs(Path::new("/b")), Path::new("/b/rootfs"));
+        let abs: BundleSpec = serde_json::from_str(r#"{"root":{"path":"/x/rootfs"}}"#).unwrap();
+        assert_eq!(abs.rootfs(Path::new("/b")), Path::new("/x/rootfs"));
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub struct CreateContext<'a> {
 pub struct Leftovers {
     /// Delegate binary and its `--root`, when a delegate holds the container.
     pub delegate: Option<DelegateLeftover>,
+    /// micad socket dir and client name, when micad holds the container.
+    #[serde(default)]
+    pub mica: Option<mica::MicaLeftover>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]

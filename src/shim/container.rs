@@ -162,10 +162,7 @@ pub async fn create(req: &CreateTaskRequest, namespace: &str, notices: NoticeSen
         };
         let instance: Arc<dyn Instance> = match &decision.route {
             Route::Delegate(name) => Arc::new(delegate::create(&ctx, name, notices).await?),
-            Route::Mica => {
-                mica::create(&ctx)?;
-                unreachable!("mica::create refuses until the backend exists")
-            }
+            Route::Mica => Arc::new(mica::create(&ctx).await?),
             Route::Infra => {
                 return Err(Error::Unimplemented(
                     "the shim-held pod sandbox is not built yet; set [sandbox] mode = \"delegate\" in the micrun config".into(),
@@ -241,6 +238,9 @@ pub async fn cleanup_dead(bundle: &Path, id: &str) -> Result<u32> {
     };
     if let Some(d) = &st.leftovers.delegate {
         delegate::force_delete(d, id).await?;
+    }
+    if let Some(m) = &st.leftovers.mica {
+        mica::force_delete(m).await?;
     }
     unmount(st.mounted_rootfs.as_deref());
     let _ = std::fs::remove_dir_all(&st.work_dir);

@@ -189,6 +189,7 @@ impl Instance for DelegateContainer {
                 systemd_cgroup: self.cli.systemd_cgroup,
                 global_args: self.cli.profile.global_args.clone(),
             }),
+            ..Default::default()
         }
     }
 

@@ -125,12 +125,15 @@ impl MicadClient {
                 received.extend_from_slice(&chunk[..n]);
             }
         };
-        match tokio::time::timeout(timeout, work).await {
+        let began = std::time::Instant::now();
+        let result = match tokio::time::timeout(timeout, work).await {
             Err(_) => Err(MicadError::Timeout { request: request.to_string(), after: timeout }),
             Ok(Err(e)) => Err(e),
             Ok(Ok(Reply::Success(text))) => Ok(text),
             Ok(Ok(Reply::Failed(text))) => Err(MicadError::Failed { request: request.to_string(), text }),
-        }
+        };
+        log_request(request, &result, began.elapsed());
+        result
     }
 
     fn connect_error(&self, socket: &Path, e: std::io::Error) -> MicadError {
@@ -147,6 +150,16 @@ impl MicadClient {
             },
             _ => MicadError::Io { request: format!("connect {}", socket.display()), source: e },
         }
+    }
+}
+
+/// One line per request; status polls are routine, so they log at debug.
+fn log_request(request: &str, result: &Result<String>, took: Duration) {
+    let ms = took.as_millis() as u64;
+    match result {
+        Ok(_) if request.starts_with("status") => tracing::debug!(request, ms, "micad ok"),
+        Ok(text) => tracing::info!(request, ms, reply = %text, "micad ok"),
+        Err(e) => tracing::info!(request, ms, error = %e, "micad failed"),
     }
 }
 

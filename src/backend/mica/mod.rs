@@ -1,17 +1,344 @@
-//! The mica backend: RTOS clients of openEuler MICA's micad. The wire codec and
-//! the client are here; the Instance lands with the mica issue, and until then the
-//! route answers Create with a clear error instead of pretending.
+//! The mica backend: an RTOS client of openEuler MICA's micad per container.
+//! Create resolves and copies the firmware, maps resources and sends micad's
+//! create message; Start boots it and wires its rpmsg tty to containerd's stdio;
+//! a watcher turns the RTOS halting into an exit (see `watch.rs`).
 
 pub mod client;
+pub mod firmware;
 pub mod protocol;
+pub mod resources;
 pub mod status;
+mod watch;
 
-use crate::backend::{CreateContext, Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-pub fn create(ctx: &CreateContext<'_>) -> Result<()> {
-    Err(Error::Unimplemented(format!(
-        "container {} routes to the mica (RTOS) backend ({}), which this build does not have yet; \
-         remove the org.openeuler.micran.*/micrun.* annotations or set io.containerd.mica.v2.delegate to run it as a Linux container",
-        ctx.id, ctx.decision.reason
-    )))
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+
+use self::client::{MicadClient, MicadError};
+use self::protocol::{CreateMsg, Pedestal};
+use self::watch::Life;
+use crate::annotations::Annotations;
+use crate::backend::{CreateContext, Error, Instance, Leftovers, Result, Stats};
+use crate::config::MicaConfig;
+use crate::stdio::{IoCopy, StdioPaths};
+
+/// Annotation keys (after the mica prefix) read here; firmware keys are in firmware.rs.
+const PEDESTAL_KEY: &str = "ped.pedestal";
+const PEDESTAL_CONF_KEY: &str = "ped.conf";
+const DEBUG_KEY: &str = "runtime.debug";
+/// How long output may take to reach containerd after the RTOS halted.
+const DRAIN_BOUND: Duration = Duration::from_secs(5);
+/// Upper bound on waiting for the console tty after `start` answered.
+const TTY_WAIT: Duration = Duration::from_secs(10);
+
+/// What `shim delete` needs to remove the micad client after the shim died.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct MicaLeftover {
+    pub socket_dir: PathBuf,
+    pub name: String,
+}
+
+pub struct MicaContainer {
+    id: String,
+    /// The micad client name: the container id (containerd ids are at most 76
+    /// bytes, so longer ones are refused at create rather than truncated).
+    name: String,
+    pedestal: Pedestal,
+    client: MicadClient,
+    config: MicaConfig,
+    stdio: StdioPaths,
+    work: PathBuf,
+    console: Mutex<IoCopy>,
+    life: Arc<Mutex<Life>>,
+    watcher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+pub async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
+    let ann = Annotations::parse(&ctx.spec.annotations).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let get = |k: &str| ann.mica.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let name = ctx.id.to_string();
+    if name.len() > protocol::usable_len(protocol::NAME) {
+        return Err(Error::InvalidArgument(format!(
+            "container id {name:?} is {} bytes; micad names clients with at most {}",
+            name.len(),
+            protocol::usable_len(protocol::NAME)
+        )));
+    }
+    let pedestal = parse_pedestal(get(PEDESTAL_KEY))?;
+    let debug = parse_bool(DEBUG_KEY, get(DEBUG_KEY))?;
+    let client = MicadClient::new(&ctx.config.mica);
+    if client.exists(&name) {
+        // Never touch a client we did not create: no rm on this path.
+        return Err(Error::FailedPrecondition(format!(
+            "micad already has a client named {name} ({}); remove it with `mica rm {name}` first",
+            client.client_socket(&name).display()
+        )));
+    }
+    let rootfs = ctx.spec.rootfs(ctx.bundle);
+    let fw = firmware::prepare(&rootfs, get(firmware::PATH_KEY), get(firmware::HASH_KEY), &ctx.work_dir)?;
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    let plan = resources::plan(ctx.spec.resources(), pedestal, &online)?;
+    let msg = CreateMsg {
+        pedestal_config: get(PEDESTAL_CONF_KEY).unwrap_or_default().to_string(),
+        debug,
+        vcpu_num: plan.vcpu_num,
+        cpu_weight: plan.cpu_weight,
+        cpu_capacity: plan.cpu_capacity,
+        memory_mib: plan.memory_mib,
+        max_memory_mib: plan.max_memory_mib,
+        ..CreateMsg::new(&name, &fw.copy.to_string_lossy(), pedestal, &plan.cpu)
+    };
+    // Check the message before talking to micad, so bad input is ours to report.
+    msg.encode().map_err(|e| Error::InvalidArgument(format!("micad create message: {e}")))?;
+    tracing::info!(id = ctx.id, pedestal = %pedestal, cpu = %msg.cpu, vcpu = msg.vcpu_num, memory_mib = msg.memory_mib,
+        firmware = %fw.in_rootfs, "creating micad client");
+    client.create(&msg).await.map_err(|e| micad_error("create the RTOS client", e))?;
+    Ok(MicaContainer {
+        id: ctx.id.into(),
+        name,
+        pedestal,
+        client,
+        config: ctx.config.mica.clone(),
+        stdio: ctx.stdio.clone(),
+        work: ctx.work_dir.clone(),
+        console: Mutex::new(IoCopy::default()),
+        life: Arc::new(Mutex::new(Life::default())),
+        watcher: std::sync::Mutex::new(None),
+    })
+}
+
+fn parse_pedestal(v: Option<&str>) -> Result<Pedestal> {
+    match v.map(|s| s.to_ascii_lowercase()).as_deref() {
+        None | Some("baremetal") | Some("bare-metal") => Ok(Pedestal::BareMetal),
+        Some("xen") => Ok(Pedestal::Xen),
+        Some("jailhouse") => Ok(Pedestal::Jailhouse),
+        Some("hetero") => Ok(Pedestal::Hetero),
+        Some(other) => Err(Error::InvalidArgument(format!(
+            "annotation {PEDESTAL_KEY}={other:?}: expected baremetal, xen, jailhouse or hetero"
+        ))),
+    }
+}
+
+fn parse_bool(key: &str, v: Option<&str>) -> Result<bool> {
+    match v.map(|s| s.to_ascii_lowercase()).as_deref() {
+        None | Some("false") | Some("0") | Some("no") => Ok(false),
+        Some("true") | Some("1") | Some("yes") => Ok(true),
+        Some(other) => Err(Error::InvalidArgument(format!("annotation {key}={other:?}: expected true or false"))),
+    }
+}
+
+/// micad's own words reach the user; a missing daemon is a precondition.
+fn micad_error(what: &str, e: MicadError) -> Error {
+    match e {
+        MicadError::NotRunning { .. } | MicadError::NoSuchClient { .. } => Error::FailedPrecondition(format!("{what}: {e}")),
+        _ => Error::Failed(format!("{what}: {e}")),
+    }
+}
+
+fn is_gone(e: &MicadError) -> bool {
+    matches!(e, MicadError::NoSuchClient { .. } | MicadError::NotRunning { .. })
+}
+
+/// Removes the micad client of a container whose shim died (`shim delete`).
+pub async fn force_delete(left: &MicaLeftover) -> Result<()> {
+    let client = MicadClient::new(&MicaConfig { socket_dir: left.socket_dir.clone(), ..MicaConfig::default() });
+    match client.rm(&left.name).await {
+        Err(e) if !is_gone(&e) => Err(micad_error("remove the RTOS client", e)),
+        _ => Ok(()),
+    }
+}
+
+impl MicaContainer {
+    fn no_exec(exec_id: &str) -> Error {
+        Error::NotFound(format!("exec {exec_id} not found: an RTOS container has no processes to exec into"))
+    }
+
+    fn no_pause(&self) -> Error {
+        Error::FailedPrecondition(format!(
+            "the {} pedestal cannot pause an RTOS (micad has no pause request); stop it with SIGTERM instead",
+            self.pedestal
+        ))
+    }
+
+    async fn attach_console(&self, tty: &Path) -> Result<()> {
+        let fd = watch::open_tty(tty).map_err(|e| Error::failed(&format!("open the RTOS console {}", tty.display()), e))?;
+        let io = IoCopy::console(&self.stdio, fd).map_err(|e| Error::failed("connect the RTOS console to containerd", e))?;
+        *self.console.lock().await = io;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Instance for MicaContainer {
+    /// An RTOS has no host process: containerd is told pid 0 rather than a made-up one.
+    fn pid(&self) -> u32 {
+        0
+    }
+
+    fn leftovers(&self) -> Leftovers {
+        Leftovers {
+            mica: Some(MicaLeftover { socket_dir: self.client.socket_dir().to_path_buf(), name: self.name.clone() }),
+            ..Default::default()
+        }
+    }
+
+    async fn start(&self) -> Result<()> {
+        self.client.start(&self.name).await.map_err(|e| micad_error("start the RTOS", e))?;
+        self.life.lock().await.started = true;
+        match watch::wait_for_tty(&self.client, &self.name, TTY_WAIT).await {
+            Ok(Some(tty)) => {
+                if let Err(e) = self.attach_console(&tty).await {
+                    let _ = self.client.stop(&self.name).await;
+                    return Err(e);
+                }
+            }
+            // Halted before its console came up: the watcher reports the exit.
+            Ok(None) => tracing::info!(id = %self.id, "RTOS halted before its console appeared"),
+            Err(e) => {
+                let _ = self.client.stop(&self.name).await;
+                return Err(e);
+            }
+        }
+        let handle = tokio::spawn(watch::watch(
+            self.client.clone(),
+            self.id.clone(),
+            Duration::from_millis(self.config.status_interval_ms.max(10)),
+            self.life.clone(),
+        ));
+        *self.watcher.lock().expect("watcher lock") = Some(handle);
+        Ok(())
+    }
+
+    async fn kill(&self, exec_id: Option<&str>, signal: u32, _all: bool) -> Result<()> {
+        if let Some(x) = exec_id {
+            return Err(Self::no_exec(x));
+        }
+        const SIGINT: u32 = 2;
+        const SIGKILL: u32 = 9;
+        const SIGTERM: u32 = 15;
+        const SIGCONT: u32 = 18;
+        const SIGSTOP: u32 = 19;
+        let mut life = self.life.lock().await;
+        if life.exit.is_some() || !life.started {
+            return Err(Error::NotFound(format!("RTOS of container {} is not running", self.id)));
+        }
+        match signal {
+            0 => Ok(()),
+            SIGTERM | SIGINT | SIGKILL => {
+                self.client.stop(&self.name).await.map_err(|e| micad_error("stop the RTOS", e))?;
+                let code = 128 + signal as i32;
+                life.exit = Some(code);
+                drop(life);
+                watch::notify_exit(&self.id, code).await;
+                Ok(())
+            }
+            SIGSTOP | SIGCONT => Err(self.no_pause()),
+            other => Err(Error::InvalidArgument(format!(
+                "signal {other} has no meaning for an RTOS: SIGTERM, SIGINT and SIGKILL stop it (micad `stop`)"
+            ))),
+        }
+    }
+
+    async fn exec(&self, _exec_id: &str, _process: Vec<u8>, _stdio: StdioPaths) -> Result<()> {
+        Err(Error::Unimplemented("an RTOS container has no processes to exec into".into()))
+    }
+
+    async fn start_exec(&self, exec_id: &str) -> Result<u32> {
+        Err(Self::no_exec(exec_id))
+    }
+
+    async fn delete_exec(&self, exec_id: &str) -> Result<()> {
+        Err(Self::no_exec(exec_id))
+    }
+
+    async fn delete(&self) -> Result<()> {
+        if let Some(h) = self.watcher.lock().expect("watcher lock").take() {
+            h.abort();
+        }
+        let r = self.client.rm(&self.name).await;
+        self.console.lock().await.drain(DRAIN_BOUND).await;
+        let _ = std::fs::remove_dir_all(&self.work);
+        match r {
+            Err(e) if !is_gone(&e) => Err(micad_error("remove the RTOS client", e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn resize_pty(&self, exec_id: Option<&str>, width: u32, height: u32) -> Result<()> {
+        if let Some(x) = exec_id {
+            return Err(Self::no_exec(x));
+        }
+        self.console.lock().await.resize(width, height).map_err(|e| Error::FailedPrecondition(format!("resize the RTOS console: {e}")))
+    }
+
+    async fn close_io(&self, exec_id: Option<&str>) -> Result<()> {
+        if let Some(x) = exec_id {
+            return Err(Self::no_exec(x));
+        }
+        self.console.lock().await.close_stdin();
+        Ok(())
+    }
+
+    async fn drain_io(&self, exec_id: Option<&str>) {
+        if exec_id.is_none() {
+            self.console.lock().await.drain(DRAIN_BOUND).await;
+        }
+    }
+
+    /// No host process belongs to an RTOS.
+    async fn pids(&self) -> Result<Vec<u32>> {
+        Ok(Vec::new())
+    }
+
+    async fn pause(&self) -> Result<()> {
+        Err(self.no_pause())
+    }
+
+    async fn resume(&self) -> Result<()> {
+        Err(self.no_pause())
+    }
+
+    async fn update(&self, body: &[u8]) -> Result<()> {
+        let res: crate::spec::Resources =
+            serde_json::from_slice(body).map_err(|e| Error::InvalidArgument(format!("update resources: {e}")))?;
+        for (key, value) in resources::set_requests(&res)? {
+            if let Err(e) = self.client.set(&self.name, key, &value).await {
+                let hint = if self.pedestal == Pedestal::Xen {
+                    String::new()
+                } else {
+                    format!(" (micad implements `set` only on the Xen pedestal; this RTOS runs on {})", self.pedestal)
+                };
+                return Err(micad_error(&format!("update {key} to {value}{hint}"), e));
+            }
+        }
+        Ok(())
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        Err(Error::Unimplemented(
+            "micad reports no resource usage for an RTOS client (its status has only the state and CPU list)".into(),
+        ))
+    }
+
+    async fn oom_at_exit(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pedestal_and_debug_annotations() {
+        assert_eq!(parse_pedestal(None).unwrap(), Pedestal::BareMetal);
+        assert_eq!(parse_pedestal(Some("Xen")).unwrap(), Pedestal::Xen);
+        assert!(parse_pedestal(Some("kvm")).unwrap_err().to_string().contains(PEDESTAL_KEY));
+        assert!(parse_bool(DEBUG_KEY, Some("TRUE")).unwrap());
+        assert!(!parse_bool(DEBUG_KEY, None).unwrap());
+        assert!(parse_bool(DEBUG_KEY, Some("maybe")).unwrap_err().to_string().contains(DEBUG_KEY));
+    }
 }

@@ -1,0 +1,423 @@
+//! RTOS containers through a real containerd against `micrun sim`: console round
+//! trip, kill, halting firmware, bad input at Create, Update on Xen and bare metal.
+//! Each test starts its own simulator in temp dirs and points the shim at it with
+//! `ctr run --runtime-config-path`. Until `micrun image build` exists, images are
+//! built with scripts/lib.sh's micrun_build_firmware_image around a host ELF
+//! (the simulator runs host ELFs as the RTOS): /bin/cat echoes the console back,
+//! /bin/false halts at once with code 1.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{unique_id, wait_until, Env, Run, RUNTIME};
+
+const OS_ANNOTATION: &str = "org.openeuler.micran.container.os=zephyr";
+
+/// A running simulator with its own socket and tty dirs; killed on drop.
+struct Sim {
+    child: Child,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Sim {
+    fn start(env: &Env, pedestal: &str) -> Sim {
+        let dir = tempfile::Builder::new().prefix("mrsim").tempdir_in("/tmp").unwrap();
+        let (sock, tty) = (dir.path().join("sock"), dir.path().join("tty"));
+        std::fs::create_dir_all(&tty).unwrap();
+        let child = Self::spawn(dir.path(), pedestal);
+        let config = env.config_file(
+            &format!("sim-{}", child.id()),
+            &format!("[mica]\nsocket_dir = {sock:?}\ntty_dir = {tty:?}\nstatus_interval_ms = 100\n"),
+        );
+        Sim { child, dir, config }
+    }
+
+    /// Like micad restarting: the new simulator wipes the sockets of the old one's clients.
+    fn restart(&mut self, pedestal: &str) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.dir.path(), pedestal);
+    }
+
+    fn spawn(dir: &Path, pedestal: &str) -> Child {
+        let (sock, tty) = (dir.join("sock"), dir.join("tty"));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("sim.log")).unwrap();
+        let _ = std::fs::remove_file(sock.join("mica-create.socket"));
+        let child = Command::new(env!("CARGO_BIN_EXE_micrun"))
+            .args(["sim", "--pedestal", pedestal, "--socket-dir"])
+            .arg(&sock)
+            .arg("--tty-dir")
+            .arg(&tty)
+            .arg("--pid-file")
+            .arg(dir.join("sim.pid"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start micrun sim");
+        assert!(wait_until(Duration::from_secs(10), || sock.join("mica-create.socket").exists()), "simulator did not start");
+        child
+    }
+
+    fn socket_dir(&self) -> PathBuf {
+        self.dir.path().join("sock")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sim.log")).unwrap_or_default()
+    }
+
+    fn has_client(&self, id: &str) -> bool {
+        self.socket_dir().join(format!("{id}.socket")).exists()
+    }
+
+    /// `ctr run` args up to (not including) the image: our runtime, config, annotation.
+    fn run_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec!["--runtime", RUNTIME, "--runtime-config-path", self.config.to_str().unwrap(), "--annotation", OS_ANNOTATION];
+        a.extend_from_slice(extra);
+        a
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Imports (once per test binary and firmware) an image holding `firmware` at /firmware.elf.
+fn firmware_image(env: &Env, firmware: &str) -> String {
+    let name = Path::new(firmware).file_name().unwrap().to_string_lossy().into_owned();
+    let reference = format!("localhost/micrun-test/rtos-{name}:1");
+    if env.ctr(&["images", "ls", "-q"]).stdout.lines().any(|l| l == reference) {
+        return reference;
+    }
+    let tar = env.state.join(format!("rtos-{name}.tar"));
+    let script = format!(
+        ". scripts/lib.sh && micrun_build_firmware_image {} {reference} {firmware}",
+        tar.display()
+    );
+    let ok = Command::new("bash").args(["-c", &script]).current_dir(env!("CARGO_MANIFEST_DIR")).status().unwrap();
+    assert!(ok.success(), "build the {name} firmware image");
+    let r = env.ctr(&["images", "import", tar.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "import: {}", r.stderr);
+    reference
+}
+
+fn ctr_run(env: &Env, sim: &Sim, flags: &[&str], image: &str, id: &str) -> Run {
+    let mut args = vec!["run", "--rm"];
+    args.extend(sim.run_args(flags));
+    args.extend([image, id]);
+    env.ctr(&args)
+}
+
+fn update(env: &Env, id: &str, resources: &str) -> Run {
+    Command::new("timeout")
+        .args(["-s", "KILL", "60", "python3", "tests/tools/update_task.py", &env.address, &env.namespace, id, resources])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tests/tools/update_task.py")
+        .into()
+}
+
+fn assert_nothing_left(env: &Env, sim: &Sim, id: &str) {
+    assert!(!sim.has_client(id), "micad client {id} left behind");
+    assert!(!env.work_dir(id).exists(), "work dir {} left behind", env.work_dir(id).display());
+    assert!(env.task_status(id).is_none(), "task {id} left behind");
+}
+
+#[test]
+fn console_round_trip_then_kill_ends_with_143() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let image = firmware_image(&env, "/bin/cat");
+    let id = unique_id("rtos-cat");
+    let mut args: Vec<&str> = vec!["--address", &env.address, "-n", &env.namespace, "run", "--rm"];
+    args.extend(sim.run_args(&[]));
+    args.extend([image.as_str(), id.as_str()]);
+    let mut ctr = Command::new("ctr").args(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdin = ctr.stdin.take().unwrap();
+    stdin.write_all(b"hello from the host\n").unwrap();
+    stdin.flush().unwrap();
+    assert!(wait_until(Duration::from_secs(15), || env.task_status(&id).as_deref() == Some("RUNNING")), "never RUNNING");
+    assert!(sim.has_client(&id));
+    assert_eq!(env.task_pid(&id), Some(0), "an RTOS has no host pid");
+
+    let k = env.ctr(&["task", "kill", &id]);
+    assert_eq!(k.code, 0, "kill: {}", k.stderr);
+    drop(stdin);
+    let status = wait_child(&mut ctr, Duration::from_secs(20));
+    let mut out = String::new();
+    ctr.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(out.contains("hello from the host"), "the RTOS did not echo stdin: {out:?}");
+    assert_eq!(status, Some(143), "ctr run exit code after SIGTERM");
+    assert!(wait_until(Duration::from_secs(5), || !sim.has_client(&id)), "client not removed");
+    assert_nothing_left(&env, &sim, &id);
+}
+
+fn wait_child(c: &mut Child, bound: Duration) -> Option<i32> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < bound {
+        if let Some(s) = c.try_wait().unwrap() {
+            return s.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.kill();
+    None
+}
+
+#[test]
+fn halting_firmware_ends_the_task_with_its_code() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let image = firmware_image(&env, "/bin/false");
+    let id = unique_id("rtos-false");
+    let r = ctr_run(&env, &sim, &[], &image, &id);
+    assert_eq!(r.code, 1, "exit code of a firmware that halted with 1: {}{}", r.stdout, r.stderr);
+    assert_nothing_left(&env, &sim, &id);
+}
+
+#[test]
+fn halting_firmware_shows_stopped_and_publishes_an_exit_event() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let image = firmware_image(&env, "/bin/false");
+    let id = unique_id("rtos-stopped");
+    let mut events = Command::new("ctr")
+        .args(["--address", &env.address, "-n", &env.namespace, "events"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut args = vec!["run", "-d"];
+    args.extend(sim.run_args(&[]));
+    args.extend([image.as_str(), id.as_str()]);
+    let r = env.ctr(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(wait_until(Duration::from_secs(15), || env.task_status(&id).as_deref() == Some("STOPPED")), "never STOPPED");
+    env.ctr(&["task", "rm", &id]);
+    env.ctr(&["container", "rm", &id]);
+    let _ = events.kill();
+    let mut text = String::new();
+    events.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+    let _ = events.wait();
+    assert!(
+        text.lines().any(|l| l.contains("/tasks/exit") && l.contains(&id)),
+        "no /tasks/exit event for {id}: {text}"
+    );
+    assert_nothing_left(&env, &sim, &id);
+}
+
+#[test]
+fn micad_not_running_fails_create_and_leaves_nothing() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let image = firmware_image(&env, "/bin/cat");
+    let empty = tempfile::Builder::new().prefix("mrnomicad").tempdir_in("/tmp").unwrap();
+    let config = env.config_file("no-micad", &format!("[mica]\nsocket_dir = {:?}\n", empty.path()));
+    let id = unique_id("rtos-nomicad");
+    let args = [
+        "run", "--rm", "--runtime", RUNTIME, "--runtime-config-path", config.to_str().unwrap(),
+        "--annotation", OS_ANNOTATION, &image, &id,
+    ];
+    let r = env.ctr(&args);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("micad is not running"), "{}", r.stderr);
+    assert_nothing_left(&env, &sim, &id);
+}
+
+#[test]
+fn firmware_path_with_dot_dot_is_refused_before_micad() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let image = firmware_image(&env, "/bin/cat");
+    let id = unique_id("rtos-dotdot");
+    let flags = ["--annotation", "org.openeuler.micran.container.firmware_path=/../../etc/passwd"];
+    let r = ctr_run(&env, &sim, &flags, &image, &id);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("`..` is not allowed"), "{}", r.stderr);
+    assert!(!sim.log().contains(&id), "the simulator heard of {id}: {}", sim.log());
+    assert_nothing_left(&env, &sim, &id);
+}
+
+fn run_detached_cat(env: &Env, sim: &Sim, id: &str, flags: &[&str]) {
+    let image = firmware_image(env, "/bin/cat");
+    let mut args = vec!["run", "-d"];
+    args.extend(sim.run_args(flags));
+    args.extend([image.as_str(), id]);
+    let r = env.ctr(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn update_memory_reaches_micad_on_xen() {
+    let env = common::env();
+    let sim = Sim::start(&env, "xen");
+    let id = unique_id("rtos-xen");
+    run_detached_cat(&env, &sim, &id, &["--annotation", "org.openeuler.micran.ped.pedestal=xen"]);
+    let r = update(&env, &id, &format!("{{\"memory\":{{\"limit\":{}}}}}", 96u64 << 20));
+    assert_eq!(r.code, 0, "update: {}", r.stderr);
+    assert!(sim.log().contains("set memory 96"), "simulator log: {}", sim.log());
+    env.remove(&id);
+    assert_nothing_left(&env, &sim, &id);
+}
+
+#[test]
+fn update_on_bare_metal_fails_clearly() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let id = unique_id("rtos-bm-update");
+    run_detached_cat(&env, &sim, &id, &[]);
+    let r = update(&env, &id, &format!("{{\"memory\":{{\"limit\":{}}}}}", 96u64 << 20));
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("only on the Xen pedestal"), "{}", r.stderr);
+    env.remove(&id);
+    assert_nothing_left(&env, &sim, &id);
+}
+
+/// Our shim processes serving `id` (an ungrouped container's shim runs with `-id <id>`).
+fn shims_of(env: &Env, id: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| b.split(|c| *c == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect())
+                .unwrap_or_default();
+            let flag = |f: &str| argv.iter().position(|a| a == f).and_then(|i| argv.get(i + 1)).cloned();
+            argv.first().is_some_and(|a| a.ends_with("containerd-shim-mica-v2"))
+                && flag("-address").as_deref() == Some(env.address.as_str())
+                && flag("-id").as_deref() == Some(id)
+        })
+        .collect()
+}
+
+#[test]
+fn dead_shim_cleanup_removes_the_micad_client_and_firmware_copy() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let id = unique_id("rtos-dead-shim");
+    run_detached_cat(&env, &sim, &id, &[]);
+    assert!(sim.has_client(&id));
+    assert!(env.work_dir(&id).join("firmware.elf").exists(), "firmware copy missing");
+    let shims = shims_of(&env, &id);
+    assert_eq!(shims.len(), 1, "shims of {id}: {shims:?}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(shims[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || !sim.has_client(&id)), "micad client survived the dead shim");
+    assert!(wait_until(Duration::from_secs(10), || !env.work_dir(&id).exists()), "firmware copy survived the dead shim");
+    env.remove(&id);
+}
+
+#[test]
+fn micad_restart_ends_the_task_with_a_reason() {
+    let env = common::env();
+    let mut sim = Sim::start(&env, "baremetal");
+    let id = unique_id("rtos-micad-restart");
+    run_detached_cat(&env, &sim, &id, &[]);
+    assert_eq!(env.task_status(&id).as_deref(), Some("RUNNING"));
+    sim.restart("baremetal");
+    assert!(
+        wait_until(Duration::from_secs(10), || env.task_status(&id).as_deref() == Some("STOPPED")),
+        "task still {:?} after micad lost its client",
+        env.task_status(&id)
+    );
+    let log = std::fs::read_to_string(env.state.join("containerd.log")).unwrap_or_default();
+    assert!(log.contains("micad no longer has this RTOS client"), "no reason in the shim log");
+    env.remove(&id);
+    assert_nothing_left(&env, &sim, &id);
+}
+
+/// Create must fail with `needle` in containerd's error and leave nothing.
+fn assert_create_refused(env: &Env, sim: &Sim, image: &str, flags: &[&str], needle: &str) {
+    let id = unique_id("rtos-bad");
+    let r = ctr_run(env, sim, flags, image, &id);
+    assert_ne!(r.code, 0, "create succeeded with {flags:?}");
+    assert!(r.stderr.contains(needle), "expected {needle:?} in: {}", r.stderr);
+    assert_nothing_left(env, sim, &id);
+}
+
+#[test]
+fn bad_firmware_fails_create_clearly() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let image = firmware_image(&env, "/bin/cat");
+    let key = |k: &str, v: &str| format!("org.openeuler.micran.container.{k}={v}");
+    let missing = key("firmware_path", "/no/such.elf");
+    assert_create_refused(&env, &sim, &image, &["--annotation", &missing], "does not exist in the image");
+    let wrong = key("firmware_hash", &"0".repeat(64));
+    assert_create_refused(&env, &sim, &image, &["--annotation", &wrong], "expects");
+    let garbage = key("firmware_hash", "md5:abc");
+    assert_create_refused(&env, &sim, &image, &["--annotation", &garbage], "not a sha256 digest");
+    let pedestal = "org.openeuler.micran.ped.pedestal=kvm";
+    assert_create_refused(&env, &sim, &image, &["--annotation", pedestal], "expected baremetal, xen");
+}
+
+#[test]
+fn pedestal_mismatch_is_micads_error_and_leaves_nothing() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let image = firmware_image(&env, "/bin/cat");
+    assert_create_refused(&env, &sim, &image, &["--annotation", "org.openeuler.micran.ped.pedestal=xen"], "micad refused");
+}
+
+#[test]
+fn micad_not_answering_fails_create_within_the_timeout() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let image = firmware_image(&env, "/bin/cat");
+    // A socket nobody reads: the kernel accepts the connection, no reply comes.
+    let dir = tempfile::Builder::new().prefix("mrmute").tempdir_in("/tmp").unwrap();
+    let _mute = std::os::unix::net::UnixListener::bind(dir.path().join("mica-create.socket")).unwrap();
+    let config = env.config_file("mute-micad", &format!("[mica]\nsocket_dir = {:?}\ntimeout_ms = 500\n", dir.path()));
+    let id = unique_id("rtos-mute");
+    let args = [
+        "run", "--rm", "--runtime", RUNTIME, "--runtime-config-path", config.to_str().unwrap(),
+        "--annotation", OS_ANNOTATION, &image, &id,
+    ];
+    let began = std::time::Instant::now();
+    let r = env.ctr(&args);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("did not answer"), "{}", r.stderr);
+    assert!(began.elapsed() < Duration::from_secs(10), "took {:?}", began.elapsed());
+    assert_nothing_left(&env, &sim, &id);
+}
+
+#[test]
+fn tty_mode_console_answers_typed_input() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let image = firmware_image(&env, "/bin/cat");
+    let id = unique_id("rtos-tty");
+    // `ctr run -t` needs a terminal: script(1) gives it one.
+    let mut ctr_line = format!("ctr --address {} -n {} run -t --rm", env.address, env.namespace);
+    for a in sim.run_args(&[]) {
+        ctr_line.push(' ');
+        ctr_line.push_str(a);
+    }
+    ctr_line.push_str(&format!(" {image} {id}"));
+    let mut script = Command::new("script")
+        .args(["-qec", &ctr_line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(15), || env.task_status(&id).as_deref() == Some("RUNNING")), "never RUNNING");
+    let mut stdin = script.stdin.take().unwrap();
+    stdin.write_all(b"typed-in-tty\r").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(env.ctr(&["task", "kill", &id]).code, 0);
+    let status = wait_child(&mut script, Duration::from_secs(20));
+    drop(stdin);
+    let mut out = String::new();
+    script.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(out.contains("typed-in-tty"), "the RTOS did not answer on its tty: {out:?}");
+    assert_eq!(status, Some(143), "ctr run -t exit code after SIGTERM");
+    assert_nothing_left(&env, &sim, &id);
+}
