@@ -1,6 +1,18 @@
 //! Shared harness for the integration tests: they drive a real containerd (started
 //! by scripts/test.sh) through `ctr`, with our shim as the runtime.
-#![allow(dead_code)]
+//!
+//! Each test file compiles this module on its own and uses only part of it, so
+//! unused items are expected here.
+#![allow(dead_code, unused_imports, unused_macros)]
+
+pub mod cgroups;
+pub mod containerd;
+pub mod delegates;
+pub mod events;
+pub mod leftovers;
+pub mod procs;
+pub mod pty;
+pub mod tasks_api;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -8,6 +20,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub const RUNTIME: &str = "io.containerd.mica.v2";
+pub const SHIM_NAME: &str = "containerd-shim-mica-v2";
+pub const DELEGATE_ANNOTATION: &str = "io.containerd.mica.v2.delegate";
+pub const GROUP_ANNOTATION: &str = "io.containerd.mica.v2.group";
+/// The delegates every per-runtime test runs against.
+pub const DELEGATES: [&str; 3] = ["crun", "runc", "youki"];
 /// The shim's default state root (tests do not override it unless they say so).
 pub const STATE_ROOT: &str = "/run/micrun";
 
@@ -59,13 +76,34 @@ impl From<Output> for Run {
     }
 }
 
+/// Exit code and both streams, for assertion messages.
+pub fn show(r: &Run) -> String {
+    format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", r.code, r.stdout, r.stderr)
+}
+
+pub fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// `timeout -s KILL SECS PROGRAM`: the program is killed after `secs` seconds,
+/// even if the test process dies. Stdin is /dev/null unless the caller says otherwise.
+pub fn bounded(secs: u32, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["-s", "KILL", &secs.to_string()]).arg(program).stdin(Stdio::null());
+    cmd
+}
+
 impl Env {
+    /// `timeout -s KILL SECS ctr --address A -n NS`, arguments still to add.
+    pub fn ctr_command(&self, secs: u32) -> Command {
+        let mut cmd = bounded(secs, "ctr");
+        cmd.args(["--address", &self.address, "-n", &self.namespace]);
+        cmd
+    }
+
     /// `ctr --address A -n NS ARGS...`, killed after `secs` seconds.
     pub fn ctr_timeout(&self, secs: u32, args: &[&str]) -> Run {
-        let mut cmd = Command::new("timeout");
-        cmd.args(["-s", "KILL", &secs.to_string(), "ctr", "--address", &self.address, "-n", &self.namespace]);
-        cmd.args(args).stdin(Stdio::null());
-        cmd.output().expect("run ctr").into()
+        self.ctr_command(secs).args(args).output().expect("run ctr").into()
     }
 
     pub fn ctr(&self, args: &[&str]) -> Run {
@@ -172,3 +210,37 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 pub fn bundle_dir(env: &Env, id: &str) -> PathBuf {
     env.state.join("state").join("io.containerd.runtime.v2.task").join(&env.namespace).join(id)
 }
+
+/// Each word appears in `text` (an error message names what is wrong and the fix).
+pub fn assert_mentions(text: &str, words: &[&str]) {
+    for w in words {
+        assert!(text.contains(w), "error text lacks {w:?}: {text}");
+    }
+}
+
+/// A file inside the container's root, seen from the host through its init pid.
+pub fn in_container(pid: u32, path: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/root{path}"))
+}
+
+/// One `#[test]` per delegate, each calling `check("<delegate>")`:
+/// `per_delegate!(check_x: test_crun, test_runc, test_youki);`
+macro_rules! per_delegate {
+    ($check:ident: $crun:ident, $runc:ident, $youki:ident) => {
+        #[test]
+        fn $crun() {
+            $check("crun");
+        }
+
+        #[test]
+        fn $runc() {
+            $check("runc");
+        }
+
+        #[test]
+        fn $youki() {
+            $check("youki");
+        }
+    };
+}
+pub(crate) use per_delegate;
