@@ -14,6 +14,8 @@
 #   micrun_import_image DIR NS TAR    import an archive into the private containerd
 #   micrun_test_env DIR               export the MICRUN_TEST_* variables
 #   micrun_ctr DIR ARGS...            ctr against the private containerd
+#   micrun_start_sim DIR [PEDESTAL]   `micrun sim` under DIR, config in DIR/micrun.toml
+#   micrun_stop_sim DIR               stop it and the firmware it runs
 
 MICRUN_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC2034 # used by the scripts that source this file
@@ -330,6 +332,51 @@ micrun_stop_containerd() {
 }
 
 # --------------------------------------------------------------------------
+# micad simulator
+
+# Starts `micrun sim` (MICRUN_BIN, default target/release/micrun) with
+# everything under DIR: DIR/sock (micad's socket dir), DIR/tty, DIR/sim.pid,
+# DIR/sim.log. Writes DIR/micrun.toml, a micrun config that points the shim at
+# it (for `ctr run --runtime-config-path`).
+micrun_start_sim() {
+    local dir=${1:?usage: micrun_start_sim DIR [PEDESTAL]} pedestal=${2:-baremetal}
+    local bin=${MICRUN_BIN:-$MICRUN_REPO/target/release/micrun}
+    mkdir -p "$dir/sock" "$dir/tty"
+    dir="$(cd "$dir" && pwd)"
+    micrun_log "starting micrun sim ($pedestal) in $dir"
+    "$bin" sim --pedestal "$pedestal" --socket-dir "$dir/sock" --tty-dir "$dir/tty" \
+        --pid-file "$dir/sim.pid" </dev/null >>"$dir/sim.log" 2>&1 &
+    local i
+    for ((i = 0; i < 100; i++)); do
+        if [[ -S $dir/sock/mica-create.socket && -s $dir/sim.pid ]]; then
+            printf '[mica]\nsocket_dir = "%s"\ntty_dir = "%s"\n' "$dir/sock" "$dir/tty" >"$dir/micrun.toml"
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 20 "$dir/sim.log" >&2
+    micrun_die "micrun sim did not start within 10 s (log: $dir/sim.log)"
+}
+
+# Stops the simulator started in DIR (by its pid file) and the firmware it runs.
+micrun_stop_sim() {
+    local dir=${1:?usage: micrun_stop_sim DIR} pid victims=()
+    [[ -f $dir/sim.pid ]] || return 0
+    dir="$(cd "$dir" && pwd)"
+    pid=$(cat "$dir/sim.pid")
+    # only ever our own simulator, never a recycled pid
+    if [[ $pid =~ ^[0-9]+$ && $(micrun__cmdline "$pid") == *" sim "*"$dir/sock"* ]]; then
+        mapfile -t victims < <(micrun__descendants "$pid")
+        micrun_log "stopping micrun sim (pid $pid)"
+        micrun__kill_wait 30 "$pid"
+        if ((${#victims[@]})); then
+            kill -KILL "${victims[@]}" 2>/dev/null || true
+        fi
+    fi
+    rm -f "$dir/sim.pid"
+}
+
+# --------------------------------------------------------------------------
 # images
 
 micrun__oci_arch() {
@@ -472,6 +519,8 @@ micrun_private_containerd() {
 micrun__teardown() {
     local rc=$?
     micrun_stop_containerd "$WORK" || true
+    # after containerd: its shims removed their micad clients while the simulator still answered
+    micrun_stop_sim "$WORK/sim" || true
     if ((rc != 0)); then
         micrun_containerd_log_tail "$WORK" 20
     fi

@@ -1,94 +1,22 @@
 //! RTOS containers through a real containerd against `micrun sim`: console round
 //! trip, kill, halting firmware, bad input at Create, Update on Xen and bare metal.
 //! Each test starts its own simulator in temp dirs and points the shim at it with
-//! `ctr run --runtime-config-path`. Until `micrun image build` exists, images are
-//! built with scripts/lib.sh's micrun_build_firmware_image around a host ELF
-//! (the simulator runs host ELFs as the RTOS): /bin/cat echoes the console back,
-//! /bin/false halts at once with code 1.
+//! `ctr run --runtime-config-path`. The images here are built with scripts/lib.sh's
+//! micrun_build_firmware_image around a host ELF (the simulator runs host ELFs as
+//! the RTOS): /bin/cat echoes the console back, /bin/false halts at once with
+//! code 1. The demo firmware packed by `micrun image build` is in mica_demo.rs.
 
 mod common;
+#[path = "common/mica.rs"]
+mod mica_common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{unique_id, wait_until, Env, Run, RUNTIME};
-
-const OS_ANNOTATION: &str = "org.openeuler.micran.container.os=zephyr";
-
-/// A running simulator with its own socket and tty dirs; killed on drop.
-struct Sim {
-    child: Child,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Sim {
-    fn start(env: &Env, pedestal: &str) -> Sim {
-        let dir = tempfile::Builder::new().prefix("mrsim").tempdir_in("/tmp").unwrap();
-        let (sock, tty) = (dir.path().join("sock"), dir.path().join("tty"));
-        std::fs::create_dir_all(&tty).unwrap();
-        let child = Self::spawn(dir.path(), pedestal);
-        let config = env.config_file(
-            &format!("sim-{}", child.id()),
-            &format!("[mica]\nsocket_dir = {sock:?}\ntty_dir = {tty:?}\nstatus_interval_ms = 100\n"),
-        );
-        Sim { child, dir, config }
-    }
-
-    /// Like micad restarting: the new simulator wipes the sockets of the old one's clients.
-    fn restart(&mut self, pedestal: &str) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-        let _ = self.child.wait();
-        self.child = Self::spawn(self.dir.path(), pedestal);
-    }
-
-    fn spawn(dir: &Path, pedestal: &str) -> Child {
-        let (sock, tty) = (dir.join("sock"), dir.join("tty"));
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("sim.log")).unwrap();
-        let _ = std::fs::remove_file(sock.join("mica-create.socket"));
-        let child = Command::new(env!("CARGO_BIN_EXE_micrun"))
-            .args(["sim", "--pedestal", pedestal, "--socket-dir"])
-            .arg(&sock)
-            .arg("--tty-dir")
-            .arg(&tty)
-            .arg("--pid-file")
-            .arg(dir.join("sim.pid"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start micrun sim");
-        assert!(wait_until(Duration::from_secs(10), || sock.join("mica-create.socket").exists()), "simulator did not start");
-        child
-    }
-
-    fn socket_dir(&self) -> PathBuf {
-        self.dir.path().join("sock")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sim.log")).unwrap_or_default()
-    }
-
-    fn has_client(&self, id: &str) -> bool {
-        self.socket_dir().join(format!("{id}.socket")).exists()
-    }
-
-    /// `ctr run` args up to (not including) the image: our runtime, config, annotation.
-    fn run_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut a = vec!["--runtime", RUNTIME, "--runtime-config-path", self.config.to_str().unwrap(), "--annotation", OS_ANNOTATION];
-        a.extend_from_slice(extra);
-        a
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use mica_common::{assert_nothing_left, ctr_run, wait_child, Sim, OS_ANNOTATION};
 
 /// Imports (once per test binary and firmware) an image holding `firmware` at /firmware.elf.
 fn firmware_image(env: &Env, firmware: &str) -> String {
@@ -109,13 +37,6 @@ fn firmware_image(env: &Env, firmware: &str) -> String {
     reference
 }
 
-fn ctr_run(env: &Env, sim: &Sim, flags: &[&str], image: &str, id: &str) -> Run {
-    let mut args = vec!["run", "--rm"];
-    args.extend(sim.run_args(flags));
-    args.extend([image, id]);
-    env.ctr(&args)
-}
-
 fn update(env: &Env, id: &str, resources: &str) -> Run {
     Command::new("timeout")
         .args(["-s", "KILL", "60", "python3", "tests/tools/update_task.py", &env.address, &env.namespace, id, resources])
@@ -124,12 +45,6 @@ fn update(env: &Env, id: &str, resources: &str) -> Run {
         .output()
         .expect("run tests/tools/update_task.py")
         .into()
-}
-
-fn assert_nothing_left(env: &Env, sim: &Sim, id: &str) {
-    assert!(!sim.has_client(id), "micad client {id} left behind");
-    assert!(!env.work_dir(id).exists(), "work dir {} left behind", env.work_dir(id).display());
-    assert!(env.task_status(id).is_none(), "task {id} left behind");
 }
 
 #[test]
@@ -159,18 +74,6 @@ fn console_round_trip_then_kill_ends_with_143() {
     assert_eq!(status, Some(143), "ctr run exit code after SIGTERM");
     assert!(wait_until(Duration::from_secs(5), || !sim.has_client(&id)), "client not removed");
     assert_nothing_left(&env, &sim, &id);
-}
-
-fn wait_child(c: &mut Child, bound: Duration) -> Option<i32> {
-    let start = std::time::Instant::now();
-    while start.elapsed() < bound {
-        if let Some(s) = c.try_wait().unwrap() {
-            return s.code();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = c.kill();
-    None
 }
 
 #[test]

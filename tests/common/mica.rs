@@ -1,0 +1,114 @@
+//! Helpers for the RTOS (mica) tests: a `micrun sim` per test, `ctr run`
+//! arguments that point the shim at it, and the "nothing left" check.
+//! Not part of common/mod.rs: a test file pulls it in with
+//! `#[path = "common/mica.rs"] mod mica_common;` next to `mod common;`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use crate::common::{wait_until, Env, Run, RUNTIME};
+
+pub const OS_ANNOTATION: &str = "org.openeuler.micran.container.os=zephyr";
+
+/// A running simulator with its own socket and tty dirs; killed on drop.
+pub struct Sim {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Sim {
+    pub fn start(env: &Env, pedestal: &str) -> Sim {
+        let dir = tempfile::Builder::new().prefix("mrsim").tempdir_in("/tmp").unwrap();
+        let (sock, tty) = (dir.path().join("sock"), dir.path().join("tty"));
+        std::fs::create_dir_all(&tty).unwrap();
+        let child = Self::spawn(dir.path(), pedestal);
+        let config = env.config_file(
+            &format!("sim-{}", child.id()),
+            &format!("[mica]\nsocket_dir = {sock:?}\ntty_dir = {tty:?}\nstatus_interval_ms = 100\n"),
+        );
+        Sim { child, dir, config }
+    }
+
+    /// Like micad restarting: the new simulator wipes the sockets of the old one's clients.
+    pub fn restart(&mut self, pedestal: &str) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.dir.path(), pedestal);
+    }
+
+    fn spawn(dir: &Path, pedestal: &str) -> Child {
+        let (sock, tty) = (dir.join("sock"), dir.join("tty"));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("sim.log")).unwrap();
+        let _ = std::fs::remove_file(sock.join("mica-create.socket"));
+        let child = Command::new(env!("CARGO_BIN_EXE_micrun"))
+            .args(["sim", "--pedestal", pedestal, "--socket-dir"])
+            .arg(&sock)
+            .arg("--tty-dir")
+            .arg(&tty)
+            .arg("--pid-file")
+            .arg(dir.join("sim.pid"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start micrun sim");
+        assert!(wait_until(Duration::from_secs(10), || sock.join("mica-create.socket").exists()), "simulator did not start");
+        child
+    }
+
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.path().join("sock")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sim.log")).unwrap_or_default()
+    }
+
+    pub fn has_client(&self, id: &str) -> bool {
+        self.socket_dir().join(format!("{id}.socket")).exists()
+    }
+
+    /// `ctr run` args up to (not including) the image: our runtime, config, annotation.
+    pub fn run_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec!["--runtime", RUNTIME, "--runtime-config-path", self.config.to_str().unwrap(), "--annotation", OS_ANNOTATION];
+        a.extend_from_slice(extra);
+        a
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ctr run --rm` against the simulator, bounded by `ctr`'s usual timeout.
+pub fn ctr_run(env: &Env, sim: &Sim, flags: &[&str], image: &str, id: &str) -> Run {
+    let mut args = vec!["run", "--rm"];
+    args.extend(sim.run_args(flags));
+    args.extend([image, id]);
+    env.ctr(&args)
+}
+
+/// The child's exit code, or None (and the child killed) after `bound`.
+pub fn wait_child(c: &mut Child, bound: Duration) -> Option<i32> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < bound {
+        if let Some(s) = c.try_wait().unwrap() {
+            return s.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.kill();
+    None
+}
+
+/// No micad client, no work dir (firmware copy, state), no task.
+pub fn assert_nothing_left(env: &Env, sim: &Sim, id: &str) {
+    assert!(!sim.has_client(id), "micad client {id} left behind");
+    assert!(!env.work_dir(id).exists(), "work dir {} left behind", env.work_dir(id).display());
+    assert!(env.task_status(id).is_none(), "task {id} left behind");
+}
