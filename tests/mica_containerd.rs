@@ -353,7 +353,9 @@ fn bad_firmware_fails_create_clearly() {
     let wrong = key("firmware_hash", &"0".repeat(64));
     assert_create_refused(&env, &sim, &image, &["--annotation", &wrong], "expects");
     let garbage = key("firmware_hash", "md5:abc");
-    assert_create_refused(&env, &sim, &image, &["--annotation", &garbage], "not a sha256 digest");
+    assert_create_refused(&env, &sim, &image, &["--annotation", &garbage], "firmware_hash=\"md5:abc\": expected a sha256 digest");
+    let memory = key("min_memory_mb", "0");
+    assert_create_refused(&env, &sim, &image, &["--annotation", &memory], "min_memory_mb=\"0\": expected a positive");
     let pedestal = "org.openeuler.micran.ped.pedestal=kvm";
     assert_create_refused(&env, &sim, &image, &["--annotation", pedestal], "expected baremetal, xen");
 }
