@@ -28,6 +28,8 @@ pub struct Annotations {
     pub mica_selector: Option<Vec<String>>,
     /// Every other mica key, prefix removed and aliases resolved, e.g. `container.os`.
     pub mica: BTreeMap<String, String>,
+    /// For each key of `mica`, the full annotation it came from, so errors can name it.
+    pub mica_keys: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -56,7 +58,6 @@ impl Annotations {
         // Sorted so a conflict always names the same pair first.
         let mut keys: Vec<&String> = raw.keys().collect();
         keys.sort();
-        let mut origin: BTreeMap<String, String> = BTreeMap::new();
         for full in keys {
             let Some(rest) = MICA_PREFIXES.iter().find_map(|p| full.strip_prefix(p)) else { continue };
             let key = KEY_ALIASES.iter().find(|(alias, _)| *alias == rest).map_or(rest, |(_, k)| k);
@@ -64,7 +65,7 @@ impl Annotations {
             if let Some(prev) = a.mica.get(key) {
                 if *prev != value {
                     return Err(AnnotationError::Conflict {
-                        first: origin[key].clone(),
+                        first: a.mica_keys[key].clone(),
                         first_value: prev.clone(),
                         second: full.clone(),
                         second_value: value,
@@ -72,9 +73,10 @@ impl Annotations {
                 }
                 continue;
             }
-            origin.insert(key.to_string(), full.clone());
+            a.mica_keys.insert(key.to_string(), full.clone());
             a.mica.insert(key.to_string(), value);
         }
+        a.mica_keys.remove(MICA_SELECTOR_KEY);
         if let Some(list) = a.mica.remove(MICA_SELECTOR_KEY) {
             a.mica_selector =
                 Some(list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect());
@@ -107,6 +109,7 @@ mod tests {
         assert_eq!(a.mica.get("container.os").unwrap(), "zephyr");
         assert_eq!(a.mica.get("container.auto_close").unwrap(), "true");
         assert_eq!(a.mica.len(), 2);
+        assert_eq!(a.mica_keys["container.auto_close"], "org.openeuler.micran.auto_disconnect");
     }
 
     #[test]

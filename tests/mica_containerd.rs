@@ -150,6 +150,28 @@ fn firmware_path_with_dot_dot_is_refused_before_micad() {
     assert_nothing_left(&env, &sim, &id);
 }
 
+/// auto_close is opt-in: by default a halted RTOS keeps its micad client until
+/// Delete; with `container.auto_close=true` the client is gone once the task is STOPPED.
+#[test]
+fn auto_close_removes_the_client_at_halt_and_only_when_asked() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let image = firmware_image(&env, "/bin/false");
+    for (flags, removed_at_halt) in [(&[][..], false), (&["--annotation", "org.openeuler.micrun.container.auto_close=true"][..], true)] {
+        let id = unique_id("rtos-autoclose");
+        let mut args = vec!["run", "-d"];
+        args.extend(sim.run_args(flags));
+        args.extend([image.as_str(), id.as_str()]);
+        let r = env.ctr(&args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(wait_until(Duration::from_secs(15), || env.task_status(&id).as_deref() == Some("STOPPED")), "never STOPPED");
+        assert_eq!(sim.has_client(&id), !removed_at_halt, "auto_close={removed_at_halt}: client present after halt");
+        assert_eq!(env.ctr(&["task", "rm", &id]).code, 0);
+        env.ctr(&["container", "rm", &id]);
+        assert_nothing_left(&env, &sim, &id);
+    }
+}
+
 fn run_detached_cat(env: &Env, sim: &Sim, id: &str, flags: &[&str]) {
     let image = firmware_image(env, "/bin/cat");
     let mut args = vec!["run", "-d"];
@@ -256,7 +278,9 @@ fn bad_firmware_fails_create_clearly() {
     let wrong = key("firmware_hash", &"0".repeat(64));
     assert_create_refused(&env, &sim, &image, &["--annotation", &wrong], "expects");
     let garbage = key("firmware_hash", "md5:abc");
-    assert_create_refused(&env, &sim, &image, &["--annotation", &garbage], "not a sha256 digest");
+    assert_create_refused(&env, &sim, &image, &["--annotation", &garbage], "firmware_hash=\"md5:abc\": expected a sha256 digest");
+    let memory = key("min_memory_mb", "0");
+    assert_create_refused(&env, &sim, &image, &["--annotation", &memory], "min_memory_mb=\"0\": expected a positive");
     let pedestal = "org.openeuler.micran.ped.pedestal=kvm";
     assert_create_refused(&env, &sim, &image, &["--annotation", pedestal], "expected baremetal, xen");
 }

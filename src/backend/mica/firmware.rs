@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::{Error, Result};
 
-/// Annotation keys (after the mica prefix) this module reads.
-pub const PATH_KEY: &str = "container.firmware_path";
-pub const HASH_KEY: &str = "container.firmware_hash";
+/// Annotation keys (after the mica prefix) named in messages; settings.rs parses them.
+pub const PATH_KEY: &str = super::settings::FIRMWARE_PATH;
+pub const HASH_KEY: &str = super::settings::FIRMWARE_HASH;
 /// Name tried when no path is annotated.
 pub const DEFAULT_NAME: &str = "firmware.elf";
 /// Name of the copy in the work dir.
@@ -33,9 +33,9 @@ pub struct Firmware {
 }
 
 /// Resolves the firmware in `rootfs`, checks the optional hash and copies it to
-/// `work_dir`. On error nothing is left in `work_dir`.
-pub fn prepare(rootfs: &Path, annotated_path: Option<&str>, annotated_hash: Option<&str>, work_dir: &Path) -> Result<Firmware> {
-    let expected = annotated_hash.map(parse_hash).transpose()?;
+/// `work_dir`. `expected` is a sha256 as `MicaSettings` gives it (64 lowercase hex
+/// digits). On error nothing is left in `work_dir`.
+pub fn prepare(rootfs: &Path, annotated_path: Option<&str>, expected: Option<&str>, work_dir: &Path) -> Result<Firmware> {
     let (in_rootfs, host) = match annotated_path {
         Some(p) => (p.to_string(), resolve(rootfs, p)?),
         None => find_default(rootfs)?,
@@ -55,17 +55,6 @@ pub fn prepare(rootfs: &Path, annotated_path: Option<&str>, annotated_hash: Opti
     }
     tracing::info!(firmware = %in_rootfs, copy = %copy.display(), sha256, "firmware copied");
     Ok(Firmware { in_rootfs, copy, sha256 })
-}
-
-/// `sha256:<hex>` or bare hex, 64 digits, any case.
-fn parse_hash(v: &str) -> Result<String> {
-    let hex = v.strip_prefix("sha256:").unwrap_or(v).to_ascii_lowercase();
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::InvalidArgument(format!(
-            "annotation {HASH_KEY}={v:?} is not a sha256 digest (64 hex digits, optionally prefixed sha256:)"
-        )));
-    }
-    Ok(hex)
 }
 
 /// `firmware.elf`, else the only `*.elf` at the rootfs's top level.

@@ -7,6 +7,7 @@ pub mod client;
 pub mod firmware;
 pub mod protocol;
 pub mod resources;
+pub mod settings;
 pub mod status;
 mod watch;
 
@@ -19,16 +20,13 @@ use tokio::sync::Mutex;
 
 use self::client::{MicadClient, MicadError};
 use self::protocol::{CreateMsg, Pedestal};
+use self::settings::MicaSettings;
 use self::watch::Life;
 use crate::annotations::Annotations;
 use crate::backend::{CreateContext, Error, Instance, Leftovers, Result, Stats};
 use crate::config::MicaConfig;
 use crate::stdio::{IoCopy, StdioPaths};
 
-/// Annotation keys (after the mica prefix) read here; firmware keys are in firmware.rs.
-const PEDESTAL_KEY: &str = "ped.pedestal";
-const PEDESTAL_CONF_KEY: &str = "ped.conf";
-const DEBUG_KEY: &str = "runtime.debug";
 /// How long output may take to reach containerd after the RTOS halted.
 const DRAIN_BOUND: Duration = Duration::from_secs(5);
 /// Upper bound on waiting for the console tty after `start` answered.
@@ -47,6 +45,8 @@ pub struct MicaContainer {
     /// bytes, so longer ones are refused at create rather than truncated).
     name: String,
     pedestal: Pedestal,
+    /// Annotation `container.auto_close`: rm the client as soon as the RTOS halts.
+    auto_close: bool,
     client: MicadClient,
     config: MicaConfig,
     stdio: StdioPaths,
@@ -58,7 +58,8 @@ pub struct MicaContainer {
 
 pub async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
     let ann = Annotations::parse(&ctx.spec.annotations).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let get = |k: &str| ann.mica.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let set = MicaSettings::parse(&ann)?;
+    set.warn_unknown(ctx.id);
     let name = ctx.id.to_string();
     if name.len() > protocol::usable_len(protocol::NAME) {
         return Err(Error::InvalidArgument(format!(
@@ -67,8 +68,7 @@ pub async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
             protocol::usable_len(protocol::NAME)
         )));
     }
-    let pedestal = parse_pedestal(get(PEDESTAL_KEY))?;
-    let debug = parse_bool(DEBUG_KEY, get(DEBUG_KEY))?;
+    let pedestal = set.pedestal;
     let client = MicadClient::new(&ctx.config.mica);
     if client.exists(&name) {
         // Never touch a client we did not create: no rm on this path.
@@ -78,13 +78,23 @@ pub async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
         )));
     }
     let rootfs = ctx.spec.rootfs(ctx.bundle);
-    let fw = firmware::prepare(&rootfs, get(firmware::PATH_KEY), get(firmware::HASH_KEY), &ctx.work_dir)?;
+    let fw = firmware::prepare(&rootfs, set.firmware_path.as_deref(), set.firmware_hash.as_deref(), &ctx.work_dir)?;
     let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
-    let plan = resources::plan(ctx.spec.resources(), pedestal, &online)?;
+    // A failed Create has its work dir (and so the firmware copy) removed by the caller.
+    let plan = resources::plan(ctx.spec.resources(), pedestal, &online, set.min_memory_mib)?;
+    let max_vcpu_num = set.max_vcpu_num.unwrap_or(-1);
+    if max_vcpu_num > 0 && plan.vcpu_num > max_vcpu_num {
+        return Err(Error::InvalidArgument(format!(
+            "the container asks for {} vCPUs, more than annotation {}={max_vcpu_num} allows",
+            plan.vcpu_num,
+            ann.mica_keys.get(settings::MAX_VCPU_NUM).map_or(settings::MAX_VCPU_NUM, String::as_str)
+        )));
+    }
     let msg = CreateMsg {
-        pedestal_config: get(PEDESTAL_CONF_KEY).unwrap_or_default().to_string(),
-        debug,
+        pedestal_config: set.pedestal_conf.clone().unwrap_or_default(),
+        debug: set.debug,
         vcpu_num: plan.vcpu_num,
+        max_vcpu_num,
         cpu_weight: plan.cpu_weight,
         cpu_capacity: plan.cpu_capacity,
         memory_mib: plan.memory_mib,
@@ -93,13 +103,14 @@ pub async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
     };
     // Check the message before talking to micad, so bad input is ours to report.
     msg.encode().map_err(|e| Error::InvalidArgument(format!("micad create message: {e}")))?;
-    tracing::info!(id = ctx.id, pedestal = %pedestal, cpu = %msg.cpu, vcpu = msg.vcpu_num, memory_mib = msg.memory_mib,
+    tracing::info!(id = ctx.id, os = set.os.as_deref().unwrap_or("-"), auto_close = set.auto_close, pedestal = %pedestal, cpu = %msg.cpu, vcpu = msg.vcpu_num, memory_mib = msg.memory_mib,
         firmware = %fw.in_rootfs, "creating micad client");
     client.create(&msg).await.map_err(|e| micad_error("create the RTOS client", e))?;
     Ok(MicaContainer {
         id: ctx.id.into(),
         name,
         pedestal,
+        auto_close: set.auto_close,
         client,
         config: ctx.config.mica.clone(),
         stdio: ctx.stdio.clone(),
@@ -108,26 +119,6 @@ pub async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
         life: Arc::new(Mutex::new(Life::default())),
         watcher: std::sync::Mutex::new(None),
     })
-}
-
-fn parse_pedestal(v: Option<&str>) -> Result<Pedestal> {
-    match v.map(|s| s.to_ascii_lowercase()).as_deref() {
-        None | Some("baremetal") | Some("bare-metal") => Ok(Pedestal::BareMetal),
-        Some("xen") => Ok(Pedestal::Xen),
-        Some("jailhouse") => Ok(Pedestal::Jailhouse),
-        Some("hetero") => Ok(Pedestal::Hetero),
-        Some(other) => Err(Error::InvalidArgument(format!(
-            "annotation {PEDESTAL_KEY}={other:?}: expected baremetal, xen, jailhouse or hetero"
-        ))),
-    }
-}
-
-fn parse_bool(key: &str, v: Option<&str>) -> Result<bool> {
-    match v.map(|s| s.to_ascii_lowercase()).as_deref() {
-        None | Some("false") | Some("0") | Some("no") => Ok(false),
-        Some("true") | Some("1") | Some("yes") => Ok(true),
-        Some(other) => Err(Error::InvalidArgument(format!("annotation {key}={other:?}: expected true or false"))),
-    }
 }
 
 /// micad's own words reach the user; a missing daemon is a precondition.
@@ -207,6 +198,7 @@ impl Instance for MicaContainer {
             self.id.clone(),
             Duration::from_millis(self.config.status_interval_ms.max(10)),
             self.life.clone(),
+            self.auto_close,
         ));
         *self.watcher.lock().expect("watcher lock") = Some(handle);
         Ok(())
@@ -328,17 +320,3 @@ impl Instance for MicaContainer {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pedestal_and_debug_annotations() {
-        assert_eq!(parse_pedestal(None).unwrap(), Pedestal::BareMetal);
-        assert_eq!(parse_pedestal(Some("Xen")).unwrap(), Pedestal::Xen);
-        assert!(parse_pedestal(Some("kvm")).unwrap_err().to_string().contains(PEDESTAL_KEY));
-        assert!(parse_bool(DEBUG_KEY, Some("TRUE")).unwrap());
-        assert!(!parse_bool(DEBUG_KEY, None).unwrap());
-        assert!(parse_bool(DEBUG_KEY, Some("maybe")).unwrap_err().to_string().contains(DEBUG_KEY));
-    }
-}

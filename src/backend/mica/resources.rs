@@ -26,7 +26,9 @@ pub struct Plan {
 
 /// Maps resources for a create. `online_cpus` is the host's online CPU list
 /// (`/sys/devices/system/cpu/online`), used when bare metal needs a CPU and none was given.
-pub fn plan(res: Option<&Resources>, pedestal: Pedestal, online_cpus: &str) -> Result<Plan> {
+/// `min_memory_mib` (annotation `container.min_memory_mb`) is the boot size when the
+/// spec has no `memory.reservation`.
+pub fn plan(res: Option<&Resources>, pedestal: Pedestal, online_cpus: &str, min_memory_mib: Option<i32>) -> Result<Plan> {
     let cpu = res.and_then(|r| r.cpu.as_ref());
     let mem = res.and_then(|r| r.memory.as_ref());
     let listed = match cpu.and_then(|c| c.cpus.as_deref()).map(str::trim).filter(|s| !s.is_empty()) {
@@ -65,6 +67,15 @@ pub fn plan(res: Option<&Resources>, pedestal: Pedestal, online_cpus: &str) -> R
     let cpu_weight = cpu.and_then(|c| c.shares).map(weight_from_shares).unwrap_or(-1);
     let limit = mem.and_then(|m| m.limit).map(|b| mib("memory.limit", b)).transpose()?.flatten();
     let reservation = mem.and_then(|m| m.reservation).map(|b| mib("memory.reservation", b)).transpose()?.flatten();
+    let reservation = match (reservation, min_memory_mib, limit) {
+        (Some(r), _, _) => Some(r),
+        (None, Some(min), Some(l)) if min > l => {
+            return Err(bad(format!(
+                "annotation container.min_memory_mb={min} is above the memory limit of {l} MiB; lower one of them"
+            )))
+        }
+        (None, min, _) => min,
+    };
     // The reservation is the boot size where it is below the limit; the limit the ceiling.
     let (memory_mib, max_memory_mib) = match (reservation, limit) {
         (Some(r), Some(l)) if r < l => (r, l),

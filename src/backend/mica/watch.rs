@@ -81,7 +81,10 @@ pub async fn notify_exit(id: &str, code: i32) {
 }
 
 /// Polls until the RTOS halts or micad loses it; then records and publishes the exit.
-pub async fn watch(client: MicadClient, name: String, interval: Duration, life: Arc<Mutex<Life>>) {
+/// With `auto_close` (annotation `container.auto_close=true`) an RTOS that halted by
+/// itself has its micad client removed (`rm`) before the exit is published, instead
+/// of at Delete; a stop by Kill is not a halt of its own and is left to Delete.
+pub async fn watch(client: MicadClient, name: String, interval: Duration, life: Arc<Mutex<Life>>, auto_close: bool) {
     loop {
         tokio::time::sleep(interval).await;
         let mut l = life.lock().await;
@@ -95,6 +98,12 @@ pub async fn watch(client: MicadClient, name: String, interval: Duration, life: 
                     _ => halt_code(client.socket_dir(), &name),
                 };
                 tracing::info!(id = %name, state = %st.state, code, "RTOS halted");
+                if auto_close {
+                    match client.rm(&name).await {
+                        Ok(()) => tracing::info!(id = %name, "auto_close: removed the micad client of the halted RTOS"),
+                        Err(e) => tracing::warn!(id = %name, error = %e, "auto_close: could not remove the micad client; Delete will try again"),
+                    }
+                }
                 code
             }
             Ok(_) => continue,
