@@ -9,7 +9,7 @@ use nix::fcntl::OFlag;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::unix::pipe;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
 /// Where containerd wants a process's stdio. Empty strings mean "none".
@@ -35,6 +35,8 @@ pub struct IoCopy {
     stdin_close: Option<oneshot::Sender<()>>,
     outputs: Vec<JoinHandle<()>>,
     console: Option<Arc<AsyncFd<OwnedFd>>>,
+    /// Notified when a console's output ends (the other side hung up).
+    hangup: Arc<Notify>,
 }
 
 enum Output<'a> {
@@ -123,9 +125,19 @@ impl IoCopy {
         }
         if let Output::Fifo(p) = classify(&paths.stdout) {
             let fifo = pipe::OpenOptions::new().read_write(true).open_sender(p)?;
-            io.outputs.push(tokio::spawn(copy_out(PtyReader(master), fifo)));
+            let hangup = io.hangup.clone();
+            io.outputs.push(tokio::spawn(async move {
+                copy_out(PtyReader(master), fifo).await;
+                hangup.notify_one();
+            }));
         }
         Ok(io)
+    }
+
+    /// Wakes whoever waits on it once the console's output has ended (a stored
+    /// permit, so a hang-up before anyone waits is not lost).
+    pub fn hangup(&self) -> Arc<Notify> {
+        self.hangup.clone()
     }
 
     pub fn resize(&self, width: u32, height: u32) -> std::io::Result<()> {

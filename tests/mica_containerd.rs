@@ -258,6 +258,25 @@ fn micad_restart_ends_the_task_with_a_reason() {
     assert_nothing_left(&env, &sim, &id);
 }
 
+#[test]
+fn console_hangup_ends_the_task_without_waiting_for_the_next_poll() {
+    let env = common::env();
+    // Polling every 10 minutes: only the console hang-up can notice the end in time.
+    let mut sim = Sim::start_polling_every(&env, "baremetal", 600_000);
+    let id = unique_id("rtos-hangup");
+    run_detached_cat(&env, &sim, &id, &[]);
+    assert_eq!(env.task_status(&id).as_deref(), Some("RUNNING"));
+    sim.stop();
+    assert!(
+        wait_until(Duration::from_secs(10), || env.task_status(&id).as_deref() == Some("STOPPED")),
+        "task still {:?} 10 s after micad closed the console",
+        env.task_status(&id)
+    );
+    let log = std::fs::read_to_string(env.state.join("containerd.log")).unwrap_or_default();
+    assert!(log.contains("RTOS console hung up"), "the hang-up path did not run");
+    env.remove(&id);
+}
+
 /// Create must fail with `needle` in containerd's error and leave nothing.
 fn assert_create_refused(env: &Env, sim: &Sim, image: &str, flags: &[&str], needle: &str) {
     let id = unique_id("rtos-bad");

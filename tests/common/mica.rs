@@ -21,15 +21,26 @@ pub struct Sim {
 
 impl Sim {
     pub fn start(env: &Env, pedestal: &str) -> Sim {
+        Self::start_polling_every(env, pedestal, 100)
+    }
+
+    /// A simulator whose shim config polls micad's `status` every `status_interval_ms`.
+    pub fn start_polling_every(env: &Env, pedestal: &str, status_interval_ms: u64) -> Sim {
         let dir = tempfile::Builder::new().prefix("mrsim").tempdir_in("/tmp").unwrap();
         let (sock, tty) = (dir.path().join("sock"), dir.path().join("tty"));
         std::fs::create_dir_all(&tty).unwrap();
         let child = Self::spawn(dir.path(), pedestal);
         let config = env.config_file(
             &format!("sim-{}", child.id()),
-            &format!("[mica]\nsocket_dir = {sock:?}\ntty_dir = {tty:?}\nstatus_interval_ms = 100\n"),
+            &format!("[mica]\nsocket_dir = {sock:?}\ntty_dir = {tty:?}\nstatus_interval_ms = {status_interval_ms}\n"),
         );
         Sim { child, dir, config }
+    }
+
+    /// Like micad going away: it closes every console pty it held.
+    pub fn stop(&mut self) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        let _ = self.child.wait();
     }
 
     /// Like micad restarting: the new simulator wipes the sockets of the old one's clients.

@@ -193,12 +193,14 @@ impl Instance for MicaContainer {
                 return Err(e);
             }
         }
+        let hangup = self.console.lock().await.hangup();
         let handle = tokio::spawn(watch::watch(
             self.client.clone(),
             self.id.clone(),
             Duration::from_millis(self.config.status_interval_ms.max(10)),
             self.life.clone(),
             self.auto_close,
+            hangup,
         ));
         *self.watcher.lock().expect("watcher lock") = Some(handle);
         Ok(())

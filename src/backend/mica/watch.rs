@@ -1,6 +1,7 @@
 //! The RTOS's console tty and its end: micad has no exit events, so a task polls
 //! `status` (whose side effect stops a halted client and reports it Offline) and
-//! turns the first non-running state after start into the container's exit.
+//! turns the first non-running state after start into the container's exit. A
+//! console hang-up (micad closed the pty) triggers that check at once.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -84,9 +85,19 @@ pub async fn notify_exit(id: &str, code: i32) {
 /// With `auto_close` (annotation `container.auto_close=true`) an RTOS that halted by
 /// itself has its micad client removed (`rm`) before the exit is published, instead
 /// of at Delete; a stop by Kill is not a halt of its own and is left to Delete.
-pub async fn watch(client: MicadClient, name: String, interval: Duration, life: Arc<Mutex<Life>>, auto_close: bool) {
+pub async fn watch(
+    client: MicadClient,
+    name: String,
+    interval: Duration,
+    life: Arc<Mutex<Life>>,
+    auto_close: bool,
+    hangup: Arc<tokio::sync::Notify>,
+) {
     loop {
-        tokio::time::sleep(interval).await;
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = hangup.notified() => tracing::info!(id = %name, "RTOS console hung up; asking micad now"),
+        }
         let mut l = life.lock().await;
         if l.exit.is_some() {
             return;
