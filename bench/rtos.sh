@@ -28,23 +28,14 @@ MICRUN_NO_BUILD=${BENCH_NO_BUILD:-0} micrun_private_containerd bench-rtos "$NS"
 CTR=(ctr --address "$ADDR" -n "$NS")
 cargo build --release --example micad_latency
 
-# Our own simulator, stopped on exit (before the containerd teardown trap runs).
+# Our own simulator; micrun__teardown stops it after containerd (and keeps the
+# script's exit status).
 SIM_DIR="$WORK/sim"
-mkdir -p "$SIM_DIR/tty"
-"$REPO/target/release/micrun" sim --pedestal baremetal --socket-dir "$SIM_DIR/sock" --tty-dir "$SIM_DIR/tty" \
-    >"$SIM_DIR/sim.log" 2>&1 &
-SIM_PID=$!
-stop_sim() {
-    kill "$SIM_PID" 2>/dev/null || true
-    wait "$SIM_PID" 2>/dev/null || true
-}
-trap 'stop_sim; micrun__teardown' EXIT
-for _ in $(seq 100); do [[ -S $SIM_DIR/sock/mica-create.socket ]] && break; sleep 0.1; done
-[[ -S $SIM_DIR/sock/mica-create.socket ]] || micrun_die "simulator did not start: $(cat "$SIM_DIR/sim.log")"
+micrun_start_sim "$SIM_DIR" baremetal
 CONFIG="$WORK/micrun-sim.toml"
 printf '[mica]\nsocket_dir = "%s"\ntty_dir = "%s"\nstatus_interval_ms = 100\n' "$SIM_DIR/sock" "$SIM_DIR/tty" >"$CONFIG"
 
-micrun_build_firmware_image "$WORK/rtos-cat.tar" "$RTOS_IMG" /bin/cat
+"$MICRUN_REPO/target/release/micrun" image build /bin/cat --tag "$RTOS_IMG" --output "$WORK/rtos-cat.tar"
 micrun_import_image "$WORK" "$NS" "$WORK/rtos-cat.tar"
 
 # Bare metal with no cpuset: the shim takes the highest online CPU; so does the raw client.

@@ -432,20 +432,6 @@ micrun__pack_image() {
     micrun_log "built image $ref -> $out ($(stat -c %s "$out_abs") bytes)"
 }
 
-# An RTOS image for `micrun sim`: FIRMWARE (a host ELF the simulator runs as the
-# RTOS) at /firmware.elf, nothing else. Stands in for `micrun image build`
-# until that exists.
-micrun_build_firmware_image() {
-    local out=${1:?usage: micrun_build_firmware_image OUT_TAR REF FIRMWARE} ref=${2:?} fw=${3:?}
-    local work
-    work=$(mktemp -d /tmp/micrun-img.XXXXXX)
-    mkdir -p "$work/rootfs"
-    cp "$fw" "$work/rootfs/firmware.elf"
-    chmod 755 "$work/rootfs/firmware.elf"
-    micrun__pack_image "$work/rootfs" "$work" "$out" "$ref" "micrun scripts/lib.sh: firmware $(basename "$fw")" '"/firmware.elf"' || return 1
-    rm -rf "$work"
-}
-
 micrun_build_busybox_image() {
     local out=${1:?usage: micrun_build_busybox_image OUT_TAR REF} ref=${2:?usage: micrun_build_busybox_image OUT_TAR REF}
     local bb=/bin/busybox

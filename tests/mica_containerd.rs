@@ -1,10 +1,10 @@
 //! RTOS containers through a real containerd against `micrun sim`: console round
 //! trip, kill, halting firmware, bad input at Create, Update on Xen and bare metal.
 //! Each test starts its own simulator in temp dirs and points the shim at it with
-//! `ctr run --runtime-config-path`. The images here are built with scripts/lib.sh's
-//! micrun_build_firmware_image around a host ELF (the simulator runs host ELFs as
-//! the RTOS): /bin/cat echoes the console back, /bin/false halts at once with
-//! code 1. The demo firmware packed by `micrun image build` is in mica_demo.rs.
+//! `ctr run --runtime-config-path`. The images are packed by `micrun image build`
+//! around a host ELF (the simulator runs host ELFs as the RTOS): /bin/cat echoes
+//! the console back, /bin/false halts at once with code 1. The demo firmware is
+//! in mica_demo.rs.
 
 mod common;
 #[path = "common/mica.rs"]
@@ -26,12 +26,12 @@ fn firmware_image(env: &Env, firmware: &str) -> String {
         return reference;
     }
     let tar = env.state.join(format!("rtos-{name}.tar"));
-    let script = format!(
-        ". scripts/lib.sh && micrun_build_firmware_image {} {reference} {firmware}",
-        tar.display()
-    );
-    let ok = Command::new("bash").args(["-c", &script]).current_dir(env!("CARGO_MANIFEST_DIR")).status().unwrap();
-    assert!(ok.success(), "build the {name} firmware image");
+    let o = Command::new(env!("CARGO_BIN_EXE_micrun"))
+        .args(["image", "build", firmware, "--tag", &reference, "--output"])
+        .arg(&tar)
+        .output()
+        .expect("run micrun image build");
+    assert!(o.status.success(), "micrun image build {firmware}: {}", String::from_utf8_lossy(&o.stderr));
     let r = env.ctr(&["images", "import", tar.to_str().unwrap()]);
     assert_eq!(r.code, 0, "import: {}", r.stderr);
     reference
