@@ -7,15 +7,11 @@
 
 mod common;
 
+use common::firmware::demo_firmware;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
 const MICRUN: &str = env!("CARGO_BIN_EXE_micrun");
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn scratch() -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("image-build-{}", std::process::id()));
@@ -23,22 +19,6 @@ fn scratch() -> PathBuf {
     d
 }
 
-/// The demo firmware, built once per test binary by its Makefile.
-fn demo_firmware() -> &'static Path {
-    static FW: OnceLock<PathBuf> = OnceLock::new();
-    FW.get_or_init(|| {
-        let out = scratch().join("demo-firmware.elf");
-        let st = Command::new("make")
-            .arg("-s")
-            .arg("-C")
-            .arg(repo().join("examples/demo-firmware"))
-            .arg(format!("OUT={}", out.display()))
-            .status()
-            .expect("run make (the demo firmware needs make and a C compiler)");
-        assert!(st.success(), "building the demo firmware failed: {st}");
-        out
-    })
-}
 
 struct Built {
     stdout: String,

@@ -11,10 +11,10 @@ mod common;
 #[path = "common/mica.rs"]
 mod mica_common;
 
+use common::firmware::demo_firmware;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::{unique_id, wait_until, Env};
@@ -31,22 +31,6 @@ fn scratch() -> PathBuf {
     d
 }
 
-/// The demo firmware, built by its Makefile once per test binary.
-fn demo_firmware() -> &'static Path {
-    static FW: OnceLock<PathBuf> = OnceLock::new();
-    FW.get_or_init(|| {
-        let out = scratch().join("demo-firmware.elf");
-        let st = Command::new("make")
-            .arg("-s")
-            .arg("-C")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-firmware"))
-            .arg(format!("OUT={}", out.display()))
-            .status()
-            .expect("run make (the demo firmware needs make and a C compiler)");
-        assert!(st.success(), "building the demo firmware failed: {st}");
-        out
-    })
-}
 
 /// The demo image, packed by `micrun image build` and imported once per containerd.
 fn demo_image(env: &Env) -> String {
