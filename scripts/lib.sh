@@ -389,6 +389,15 @@ micrun__oci_arch() {
     esac
 }
 
+# Moves FILE into LAYOUT's blob store under its sha256; prints "DIGEST SIZE".
+micrun__put_blob() {
+    local file=$1 layout=$2 digest size
+    digest=$(sha256sum "$file" | cut -d' ' -f1)
+    size=$(stat -c %s "$file")
+    mv "$file" "$layout/blobs/sha256/$digest"
+    echo "$digest $size"
+}
+
 # Packs directory ROOT as a one-layer OCI image archive OUT named REF (WORK is
 # scratch space). CMD_JSON is the image's Cmd as JSON list items.
 micrun__pack_image() {
@@ -401,25 +410,19 @@ micrun__pack_image() {
     local diff_id layer_digest layer_size
     diff_id=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
     gzip -n -9 <"$work/layer.tar" >"$work/layer.tar.gz"
-    layer_digest=$(sha256sum "$work/layer.tar.gz" | cut -d' ' -f1)
-    layer_size=$(stat -c %s "$work/layer.tar.gz")
-    mv "$work/layer.tar.gz" "$layout/blobs/sha256/$layer_digest"
+    read -r layer_digest layer_size < <(micrun__put_blob "$work/layer.tar.gz" "$layout")
 
     local arch
     arch=$(micrun__oci_arch)
     printf '%s' "{\"architecture\":\"$arch\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"],\"Cmd\":[$cmd],\"WorkingDir\":\"/\"},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:$diff_id\"]},\"history\":[{\"created_by\":\"$note\"}]}" \
         >"$work/config.json"
     local config_digest config_size
-    config_digest=$(sha256sum "$work/config.json" | cut -d' ' -f1)
-    config_size=$(stat -c %s "$work/config.json")
-    mv "$work/config.json" "$layout/blobs/sha256/$config_digest"
+    read -r config_digest config_size < <(micrun__put_blob "$work/config.json" "$layout")
 
     printf '%s' "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:$config_digest\",\"size\":$config_size},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$layer_digest\",\"size\":$layer_size}]}" \
         >"$work/manifest.json"
     local manifest_digest manifest_size
-    manifest_digest=$(sha256sum "$work/manifest.json" | cut -d' ' -f1)
-    manifest_size=$(stat -c %s "$work/manifest.json")
-    mv "$work/manifest.json" "$layout/blobs/sha256/$manifest_digest"
+    read -r manifest_digest manifest_size < <(micrun__put_blob "$work/manifest.json" "$layout")
 
     printf '%s' '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
     printf '%s' "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:$manifest_digest\",\"size\":$manifest_size,\"platform\":{\"architecture\":\"$arch\",\"os\":\"linux\"},\"annotations\":{\"io.containerd.image.name\":\"$ref\",\"org.opencontainers.image.ref.name\":\"$ref\"}}]}" \
