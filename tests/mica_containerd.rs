@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::pty::ctr_pty_command;
 use common::{unique_id, wait_until, Env, Run, RUNTIME};
 use mica_common::{assert_nothing_left, ctr_run, wait_child, Sim, OS_ANNOTATION};
 
@@ -341,14 +342,10 @@ fn tty_mode_console_answers_typed_input() {
     let image = firmware_image(&env, "/bin/cat");
     let id = unique_id("rtos-tty");
     // `ctr run -t` needs a terminal: script(1) gives it one.
-    let mut ctr_line = format!("ctr --address {} -n {} run -t --rm", env.address, env.namespace);
-    for a in sim.run_args(&[]) {
-        ctr_line.push(' ');
-        ctr_line.push_str(a);
-    }
-    ctr_line.push_str(&format!(" {image} {id}"));
-    let mut script = Command::new("script")
-        .args(["-qec", &ctr_line, "/dev/null"])
+    let mut args = vec!["run", "-t", "--rm"];
+    args.extend(sim.run_args(&[]));
+    args.extend([image.as_str(), id.as_str()]);
+    let mut script = ctr_pty_command(&env, "", &args, None)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

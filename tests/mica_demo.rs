@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::pty::ctr_pty_command;
 use common::{unique_id, wait_until, Env};
 use mica_common::{assert_nothing_left, ctr_run, wait_child, Sim};
 
@@ -105,15 +106,11 @@ fn demo_answers_typed_help_on_a_tty() {
     let image = demo_image(&env);
     let id = unique_id("demo-tty");
     // `ctr run -t` needs a terminal: script(1) gives it one; we type into script's stdin.
-    let mut line = format!("ctr --address {} -n {} run -t --rm", env.address, env.namespace);
-    for a in sim.run_args(&[]) {
-        line.push(' ');
-        line.push_str(a);
-    }
-    line.push_str(&format!(" {image} {id}"));
+    let mut args = vec!["run", "-t", "--rm"];
+    args.extend(sim.run_args(&[]));
+    args.extend([image.as_str(), id.as_str()]);
     let out = Capture::new();
-    let mut script = Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
+    let mut script = ctr_pty_command(&env, "", &args, None)
         .stdin(Stdio::piped())
         .stdout(out.stdio())
         .spawn()
