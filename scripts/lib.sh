@@ -82,8 +82,9 @@ micrun_install_deps() {
 
     if ! micrun__python_api_ok; then
         micrun_log "pip install containerd grpcio"
-        # Debian's own python3 refuses plain pip installs (PEP 668)
-        python3 -m pip install -q --root-user-action=ignore containerd grpcio \
+        # Debian's own python3 refuses plain pip installs (PEP 668); its refusal
+        # is expected there and not worth printing.
+        python3 -m pip install -q --root-user-action=ignore containerd grpcio 2>/dev/null \
             || python3 -m pip install -q --root-user-action=ignore --break-system-packages containerd grpcio
         micrun__python_api_ok || micrun_die "python containerd API bindings unusable after pip install"
     fi

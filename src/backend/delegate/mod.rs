@@ -153,7 +153,6 @@ pub async fn force_delete(left: &DelegateLeftover, id: &str) -> Result<()> {
             binary: left.binary.clone(),
             global_args: left.global_args.clone(),
             log: Default::default(),
-            commands: Default::default(),
         },
         binary: left.binary.clone(),
         root: left.root.clone(),

@@ -23,8 +23,6 @@ pub struct Profile {
     pub global_args: Vec<String>,
     #[serde(default)]
     pub log: LogFormat,
-    #[serde(default)]
-    pub commands: Commands,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -39,25 +37,6 @@ impl Default for LogFormat {
     fn default() -> Self {
         LogFormat { message_field: "msg".into(), level_field: "level".into() }
     }
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Commands {
-    #[serde(default = "yes")]
-    pub events: bool,
-    #[serde(default = "yes")]
-    pub checkpoint: bool,
-}
-
-impl Default for Commands {
-    fn default() -> Self {
-        Commands { events: true, checkpoint: true }
-    }
-}
-
-fn yes() -> bool {
-    true
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +111,7 @@ mod tests {
             let p = Profile::load(name, Path::new("/nonexistent")).unwrap();
             assert_eq!(p.name, name);
         }
-        assert!(!Profile::load("crun", Path::new("/nonexistent")).unwrap().commands.events);
+        assert_eq!(Profile::load("youki", Path::new("/nonexistent")).unwrap().log.message_field, "fields.message");
     }
 
     #[test]
