@@ -188,7 +188,7 @@ EOF
 
 # Command line of pid $1, arguments separated by spaces ("" if gone).
 micrun__cmdline() {
-    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true
+    tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" || true
 }
 
 # Direct children of pid $1.
@@ -219,7 +219,7 @@ micrun__shims_of() {
     for cmdline_file in /proc/[0-9]*/cmdline; do
         pid=${cmdline_file#/proc/}
         pid=${pid%/cmdline}
-        cmd=$(tr '\0' '\n' <"$cmdline_file" 2>/dev/null) || continue
+        cmd=$(tr '\0' '\n' 2>/dev/null <"$cmdline_file") || continue
         [[ $cmd == *containerd-shim* ]] || continue
         # "-address SOCK" as two consecutive argv entries
         if grep -qxF -- "-address" <<<"$cmd" && grep -qxF -- "$sock" <<<"$cmd"; then
