@@ -43,7 +43,7 @@ EOF
 micrun__cri_config() {
     local dir=$1 example="$MICRUN_REPO/examples/containerd-config.toml" handler
     micrun__cni_setup "$dir" || return 1
-    printf '# written by scripts/lib.sh; the CRI test replaces it before each pod\n' >"$dir/micrun-cri.toml"
+    printf '# written by scripts/lib-cri.sh; the CRI test replaces it before each pod\n' >"$dir/micrun-cri.toml"
     handler=$(sed -e '/^version = /d' \
         -e "s|^\( *\)# ConfigPath = .*|\1ConfigPath = \"$dir/micrun-cri.toml\"|" "$example")
     if ! grep -qF "ConfigPath = \"$dir/micrun-cri.toml\"" <<<"$handler" \

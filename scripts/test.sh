@@ -17,6 +17,7 @@ micrun_private_containerd test "$MICRUN_TEST_NS"
 micrun_private_cri
 micrun_test_env "$WORK"
 micrun_log "test env: MICRUN_TEST_ADDRESS=$MICRUN_TEST_ADDRESS MICRUN_TEST_NAMESPACE=$MICRUN_TEST_NAMESPACE MICRUN_TEST_IMAGE=$MICRUN_TEST_IMAGE MICRUN_TEST_STATE=$MICRUN_TEST_STATE MICRUN_SHIM=$MICRUN_SHIM"
+micrun_log "CRI test env: MICRUN_TEST_CRI_ADDRESS=$MICRUN_TEST_CRI_ADDRESS MICRUN_TEST_CRI_CONFIG=$MICRUN_TEST_CRI_CONFIG"
 
 status=0
 cargo test --release --no-fail-fast -- --test-threads=1 "$@" || status=$?
