@@ -7,7 +7,8 @@
 # Functions:
 #   micrun_install_deps               install what the tests need (idempotent)
 #   micrun_cgroup_fix                 move cgroup2 controllers to v1 (for crun)
-#   micrun_start_containerd DIR       private containerd, everything under DIR
+#   micrun_start_containerd DIR [cri] private containerd, everything under DIR
+#                                     (cri: with its CRI plugin, see micrun__cri_config)
 #   micrun_stop_containerd DIR        stop it, its shims, containers and mounts
 #   micrun_containerd_log_tail DIR [N]  warnings/errors from its log
 #   micrun_build_busybox_image TAR REF  OCI image archive with a static busybox
@@ -16,6 +17,8 @@
 #   micrun_ctr DIR ARGS...            ctr against the private containerd
 #   micrun_start_sim DIR [PEDESTAL]   `micrun sim` under DIR, config in DIR/micrun.toml
 #   micrun_stop_sim DIR               stop it and the firmware it runs
+#   micrun_private_cri                a second, CRI-enabled containerd in WORK/cri
+#                                     (scripts/lib-cri.sh, sourced below)
 
 MICRUN_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC2034 # used by the scripts that source this file
@@ -25,6 +28,10 @@ MICRUN_TEST_NS="micrun-test"
 # fully qualified ("localhost" is a domain to reference parsers), so nothing
 # normalises it to some registry's name
 MICRUN_IMAGE_REF="${MICRUN_IMAGE_REF:-localhost/micrun/busybox:test}"
+# the namespace CRI keeps its pods and images in
+MICRUN_CRI_NS="k8s.io"
+# where Debian's containernetworking-plugins puts it
+MICRUN_CNI_LOOPBACK=/usr/lib/cni/loopback
 MICRUN_YOUKI_VERSION="${MICRUN_YOUKI_VERSION:-0.7.0}"
 
 micrun_log() {
@@ -61,8 +68,10 @@ micrun_install_deps() {
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     command -v findmnt >/dev/null 2>&1 || missing+=(util-linux)
-    # not used yet; the CRI client tests (k8s-cri crate) will need protoc
+    # the CRI test's client (k8s-cri crate) compiles CRI's protobuf at build time
     command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+    # CRI's pods need CNI's loopback plugin (the test's own plugin does the rest)
+    [[ -x $MICRUN_CNI_LOOPBACK ]] || missing+=(containernetworking-plugins)
     if ((${#missing[@]})); then
         micrun_log "apt-get install ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
@@ -125,7 +134,7 @@ micrun_ctr() {
 }
 
 micrun_start_containerd() {
-    local dir=${1:?usage: micrun_start_containerd DIR}
+    local dir=${1:?usage: micrun_start_containerd DIR [cri]} mode=${2:-}
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
     local sock="$dir/containerd.sock"
@@ -134,14 +143,18 @@ micrun_start_containerd() {
         return 1
     fi
     mkdir -p "$dir/root" "$dir/state" "$dir/opt"
+    # CRI only where asked for (micrun_private_cri): the ctr-driven tests and
+    # the benchmarks need none of its watchers and its streaming server.
+    local cri='  "io.containerd.grpc.v1.cri",'
+    [[ $mode == cri ]] && cri=''
     cat >"$dir/config.toml" <<EOF
 version = 2
 root = "$dir/root"
 state = "$dir/state"
-# CRI is not needed yet; the snapshotters cannot work on this host (no aufs
-# module, no btrfs/zfs file system, devmapper unconfigured) and only log noise.
+# the snapshotters cannot work on this host (no aufs module, no btrfs/zfs file
+# system, devmapper unconfigured) and only log noise
 disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
+$cri
   "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.devmapper",
@@ -161,6 +174,9 @@ disabled_plugins = [
 [plugins."io.containerd.internal.v1.opt"]
   path = "$dir/opt"
 EOF
+    if [[ $mode == cri ]]; then
+        micrun__cri_config "$dir" >>"$dir/config.toml" || return 1
+    fi
     : >"$dir/containerd.log"
     micrun_log "starting containerd in $dir"
     PATH="$MICRUN_REPO/target/shim:$MICRUN_REPO/target/release:$PATH" \
@@ -436,8 +452,10 @@ micrun__pack_image() {
     micrun_log "built image $ref -> $out ($(stat -c %s "$out_abs") bytes)"
 }
 
+# CMD_JSON (optional) is the image's Cmd as JSON list items; default "sh".
 micrun_build_busybox_image() {
-    local out=${1:?usage: micrun_build_busybox_image OUT_TAR REF} ref=${2:?usage: micrun_build_busybox_image OUT_TAR REF}
+    local out=${1:?usage: micrun_build_busybox_image OUT_TAR REF [CMD_JSON]} ref=${2:?usage: micrun_build_busybox_image OUT_TAR REF [CMD_JSON]}
+    local cmd=${3:-'"sh"'}
     local bb=/bin/busybox
     [[ -x $bb ]] || { micrun_die "$bb missing (apt-get install busybox-static)"; return 1; }
     if [[ $(LC_ALL=C readelf -d "$bb" 2>/dev/null || true) == *NEEDED* ]]; then
@@ -461,7 +479,7 @@ micrun_build_busybox_image() {
     printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
     printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 
-    micrun__pack_image "$root" "$work" "$out" "$ref" "micrun scripts/lib.sh: static busybox" || return 1
+    micrun__pack_image "$root" "$work" "$out" "$ref" "micrun scripts/lib.sh: static busybox" "$cmd" || return 1
     rm -rf "$work"
 }
 
@@ -481,6 +499,12 @@ micrun_test_env() {
     export MICRUN_TEST_IMAGE="$MICRUN_IMAGE_REF"
     export MICRUN_TEST_STATE="$dir"
     export MICRUN_SHIM="$MICRUN_REPO/target/shim/$MICRUN_SHIM_NAME"
+    if [[ -d $dir/cri ]]; then
+        export MICRUN_TEST_CRI_ADDRESS="$dir/cri/containerd.sock"
+        export MICRUN_TEST_CRI_STATE="$dir/cri"
+        export MICRUN_TEST_CRI_NAMESPACE="$MICRUN_CRI_NS"
+        export MICRUN_TEST_CRI_CONFIG="$dir/cri/micrun-cri.toml"
+    fi
 }
 
 # The set-up every entry script shares: install what is missing, build (unless
@@ -508,12 +532,17 @@ micrun_private_containerd() {
 # shellcheck disable=SC2317 # invoked through the trap
 micrun__teardown() {
     local rc=$?
+    micrun_stop_containerd "$WORK/cri" || true
     micrun_stop_containerd "$WORK" || true
     # after containerd: its shims removed their micad clients while the simulator still answered
     micrun_stop_sim "$WORK/sim" || true
     if ((rc != 0)); then
         micrun_containerd_log_tail "$WORK" 20
+        micrun_containerd_log_tail "$WORK/cri" 20
     fi
     rm -rf --one-file-system "$WORK"
     exit "$rc"
 }
+
+# shellcheck source=scripts/lib-cri.sh
+. "$MICRUN_REPO/scripts/lib-cri.sh"

@@ -37,6 +37,12 @@ pub struct IoCopy {
     console: Option<Arc<AsyncFd<OwnedFd>>>,
     /// Notified when a console's output ends (the other side hung up).
     hangup: Arc<Notify>,
+    /// A console has one output stream, so a separate stderr fifo gets nothing.
+    /// It is opened all the same and closed with the output (or at the latest
+    /// when drained): containerd's reader, e.g. CRI's log copier, waits for a
+    /// writer and then for end of file, and otherwise fails with "reading from
+    /// a closed fifo" once the task is deleted.
+    idle_stderr: Option<pipe::Sender>,
 }
 
 enum Output<'a> {
@@ -123,11 +129,16 @@ impl IoCopy {
             io.stdin_close = Some(tx);
             tokio::spawn(copy_stdin(fifo, PtyWriter(master.clone()), rx));
         }
+        if let (Output::Fifo(p), false) = (classify(&paths.stderr), paths.stderr == paths.stdout) {
+            io.idle_stderr = Some(pipe::OpenOptions::new().read_write(true).open_sender(p)?);
+        }
         if let Output::Fifo(p) = classify(&paths.stdout) {
             let fifo = pipe::OpenOptions::new().read_write(true).open_sender(p)?;
             let hangup = io.hangup.clone();
+            let stderr = io.idle_stderr.take();
             io.outputs.push(tokio::spawn(async move {
                 copy_out(PtyReader(master), fifo).await;
+                drop(stderr);
                 hangup.notify_one();
             }));
         }
@@ -159,6 +170,7 @@ impl IoCopy {
         let all = futures_join(std::mem::take(&mut self.outputs));
         let _ = tokio::time::timeout(bound, all).await;
         self.console = None;
+        self.idle_stderr = None;
     }
 }
 
@@ -337,5 +349,49 @@ mod tests {
         assert!(matches!(classify("file:///var/log/c.log"), Output::File("/var/log/c.log")));
         assert!(matches!(classify("binary:///usr/bin/logger?a=b"), Output::Binary("/usr/bin/logger?a=b")));
         assert_eq!(percent_decode("a%20b%2"), "a b%2");
+    }
+
+    #[tokio::test]
+    async fn console_opens_a_separate_stderr_fifo_and_closes_it_with_the_output() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+        for p in [&out, &err] {
+            nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        }
+        // Like containerd's reader: a plain read-only open, which blocks until a writer appears.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = err.clone();
+        std::thread::spawn(move || tx.send(std::fs::File::open(path)).unwrap());
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let paths = StdioPaths {
+            stdout: out.display().to_string(),
+            stderr: err.display().to_string(),
+            ..Default::default()
+        };
+        let mut io = IoCopy::console(&paths, pty.master).unwrap();
+        let mut reader = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the stderr fifo was never opened for writing")
+            .unwrap();
+        // The console hangs up; nobody asks for a drain (containerd waits for
+        // end of file on every stream before it deletes the task).
+        drop(pty.slave);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut rest = Vec::new();
+            tx.send(reader.read_to_end(&mut rest).map(|_| rest)).unwrap();
+        });
+        let mut got = None;
+        for _ in 0..100 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            if let Ok(r) = rx.try_recv() {
+                got = Some(r);
+                break;
+            }
+        }
+        let rest = got.expect("stderr did not end when the console hung up").unwrap();
+        assert!(rest.is_empty(), "stderr carried {rest:?}");
+        io.drain(std::time::Duration::from_secs(5)).await;
     }
 }

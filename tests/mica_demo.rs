@@ -11,7 +11,7 @@ mod common;
 #[path = "common/mica.rs"]
 mod mica_common;
 
-use common::firmware::demo_firmware;
+use common::firmware::demo_image;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,28 +30,6 @@ fn scratch() -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mica-demo");
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-
-/// The demo image, packed by `micrun image build` and imported once per containerd.
-fn demo_image(env: &Env) -> String {
-    let reference = "localhost/micrun-test/demo-rtos:1".to_string();
-    if env.ctr(&["images", "ls", "-q"]).stdout.lines().any(|l| l == reference) {
-        return reference;
-    }
-    let tar = scratch().join(format!("demo-rtos-{}.tar", std::process::id()));
-    let o = Command::new(env!("CARGO_BIN_EXE_micrun"))
-        .args(["image", "build", "--tag", &reference, "--os", "zephyr", "--output"])
-        .arg(&tar)
-        .arg(demo_firmware())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "micrun image build: {}", String::from_utf8_lossy(&o.stderr));
-    let r = env.ctr(&["images", "import", tar.to_str().unwrap()]);
-    assert_eq!(r.code, 0, "import: {}", r.stderr);
-    let _ = std::fs::remove_file(&tar);
-    reference
 }
 
 /// A file to collect a child's output in, readable while the child runs.

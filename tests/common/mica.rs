@@ -81,6 +81,19 @@ impl Sim {
         self.socket_dir().join(format!("{id}.socket")).exists()
     }
 
+    /// micad's reply to `status` on client `id`'s socket (one request per
+    /// connection; the reply ends when the daemon closes it).
+    pub fn status(&self, id: &str) -> String {
+        use std::io::{Read, Write};
+        let path = self.socket_dir().join(format!("{id}.socket"));
+        let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"status").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap_or_else(|e| panic!("status of {id}: {e}"));
+        out
+    }
+
     /// `ctr run` args up to (not including) the image: our runtime, config, annotation.
     pub fn run_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
         let mut a = vec!["--runtime", RUNTIME, "--runtime-config-path", self.config.to_str().unwrap(), "--annotation", OS_ANNOTATION];

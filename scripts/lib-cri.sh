@@ -1,0 +1,84 @@
+# shellcheck shell=bash
+# CRI (Kubernetes) part of scripts/lib.sh, which sources it: a second private
+# containerd with its CRI plugin on, for tests/cri_pod.rs.
+
+# CRI's sandbox (pause) image: busybox whose command sleeps forever
+MICRUN_PAUSE_REF="localhost/micrun/pause:test"
+
+# The test CNI plugin: CRI refuses a pod without an IP on eth0, and a
+# loopback-only network config is rejected. This plugin creates nothing and
+# reports eth0 = 127.0.0.1, so the pod's network namespace holds only `lo` and
+# no traffic can leave it.
+micrun__cni_setup() {
+    local dir=$1
+    [[ -x $MICRUN_CNI_LOOPBACK ]] || {
+        micrun_die "$MICRUN_CNI_LOOPBACK missing (apt-get install containernetworking-plugins)"
+        return 1
+    }
+    mkdir -p "$dir/cni/bin" "$dir/cni/net.d"
+    ln -sf "$MICRUN_CNI_LOOPBACK" "$dir/cni/bin/loopback"
+    cat >"$dir/cni/bin/micrun-test-net" <<'EOF'
+#!/bin/sh
+# micrun's test CNI plugin (scripts/lib-cri.sh): no interface, no route, no address.
+cat >/dev/null
+case "$CNI_COMMAND" in
+ADD)
+    printf '{"cniVersion":"0.4.0","interfaces":[{"name":"eth0","sandbox":"%s"}],"ips":[{"version":"4","address":"127.0.0.1/8","interface":0}]}\n' "$CNI_NETNS"
+    ;;
+VERSION)
+    printf '{"cniVersion":"0.4.0","supportedVersions":["0.3.0","0.3.1","0.4.0"]}\n'
+    ;;
+esac
+exit 0
+EOF
+    chmod 755 "$dir/cni/bin/micrun-test-net"
+    printf '{"cniVersion":"0.4.0","name":"micrun-test","plugins":[{"type":"micrun-test-net"}]}\n' \
+        >"$dir/cni/net.d/10-micrun-test.conflist"
+}
+
+# CRI's part of DIR's containerd config, on stdout. The runtime handler `mica`
+# is examples/containerd-config.toml itself, with ConfigPath pointing at
+# DIR/micrun-cri.toml (the CRI test writes it before each pod), so the example
+# is what the test proves.
+micrun__cri_config() {
+    local dir=$1 example="$MICRUN_REPO/examples/containerd-config.toml" handler
+    micrun__cni_setup "$dir" || return 1
+    printf '# written by scripts/lib-cri.sh; the CRI test replaces it before each pod\n' >"$dir/micrun-cri.toml"
+    handler=$(sed -e '/^version = /d' \
+        -e "s|^\( *\)# ConfigPath = .*|\1ConfigPath = \"$dir/micrun-cri.toml\"|" "$example")
+    if ! grep -qF "ConfigPath = \"$dir/micrun-cri.toml\"" <<<"$handler" \
+        || ! grep -qF 'runtimes.mica]' <<<"$handler"; then
+        micrun_die "$example no longer has the runtime handler mica with a commented ConfigPath line"
+        return 1
+    fi
+    cat <<EOF
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$MICRUN_PAUSE_REF"
+  # Without it the sandbox asks for oom_score_adj -998, which this kind of VM
+  # refuses; the OCI runtime then fails with "can't get final child's PID".
+  restrict_oom_score_adj = true
+  # pod network namespaces under DIR, not /run/netns, so teardown finds them
+  netns_mounts_under_state_dir = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$dir/cni/bin"
+    conf_dir = "$dir/cni/net.d"
+    max_conf_num = 1
+EOF
+    printf '%s\n' "$handler"
+}
+
+# Starts the CRI containerd in WORK/cri (after micrun_private_containerd) and
+# imports the busybox and pause images into its CRI namespace. The ctr-driven
+# tests keep their own containerd without CRI: a restart or a leftover there
+# never touches the pods, and the other way round.
+micrun_private_cri() {
+    local dir="$WORK/cri"
+    micrun_start_containerd "$dir" cri || return 1
+    micrun_import_image "$dir" "$MICRUN_CRI_NS" "$WORK/busybox.tar" || return 1
+    micrun_build_busybox_image "$dir/pause.tar" "$MICRUN_PAUSE_REF" '"sleep","2147483647"' || return 1
+    micrun_import_image "$dir" "$MICRUN_CRI_NS" "$dir/pause.tar" || return 1
+    rm -f "$dir/pause.tar"
+}
