@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::containerd::restart_containerd;
 use common::delegates::runtime_lists;
 use common::leftovers::{
-    assert_failed_create_clean, assert_held, assert_nothing_left, files_left, log_tail, remove_record, shim_logged, CLEANUP_BOUND,
+    assert_failed_create_clean, assert_held, assert_nothing_left, files_left, log_tail, remove_record, shim_logged, shim_socket, CLEANUP_BOUND,
 };
 use common::procs::{alive, cmdline, exec_bounded, flag_value, kill, parent, proc_stat, shim_of_task};
 use common::tasks_api::run_with_binary_name;
@@ -114,6 +114,12 @@ fn killed_shim_leaves_no_orphan_just_like_the_runc_shim() {
         alive(their_pid)
     );
     assert!(!alive(our_pid), "our container init {our_pid} survived");
+    // The Go shim, killed outright, leaves its socket behind (ours does not:
+    // assert_nothing_left checks it); remove it so a test run leaves the host clean.
+    let theirs_socket = shim_socket(&env, &theirs);
+    if theirs_socket.exists() && std::os::unix::net::UnixStream::connect(&theirs_socket).is_err() {
+        let _ = std::fs::remove_file(&theirs_socket);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -147,7 +153,8 @@ fn task_survives_containerd_restart_and_can_be_killed_and_deleted() {
 #[test]
 fn grouped_containers_share_one_shim_until_the_last_is_removed() {
     let env = common::env();
-    let group = format!("{GROUP_ANNOTATION}={}", common::unique_id("g"));
+    let group_name = common::unique_id("g");
+    let group = format!("{GROUP_ANNOTATION}={group_name}");
     let (a, b, c) = (common::unique_id("grp-a"), common::unique_id("grp-b"), common::unique_id("solo"));
     let ga = env.run_detached(&a, &["--null-io", "--annotation", &group], &["sleep", "600"]);
     let gb = env.run_detached(&b, &["--null-io", "--annotation", &group], &["sleep", "600"]);
@@ -175,6 +182,9 @@ fn grouped_containers_share_one_shim_until_the_last_is_removed() {
     std::mem::forget(gb);
     assert_nothing_left(&env, &b);
     assert!(wait_until(CLEANUP_BOUND, || !alive(shim_a)), "group shim {shim_a} still runs after its last container was removed");
+    // Its socket is named after the group and it ran in a's bundle, long deleted.
+    let socket = shim_socket(&env, &group_name);
+    assert!(!socket.exists(), "group shim {shim_a} left its socket {}", socket.display());
     assert!(alive(shim_c), "solo shim {shim_c} exited with the group");
     assert_eq!(env.task_status(&c).as_deref(), Some("RUNNING"));
 

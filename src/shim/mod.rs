@@ -28,6 +28,8 @@ pub struct MicaShim {
     exit: Arc<ExitSignal>,
     id: String,
     namespace: String,
+    /// The address this shim serves on (`-socket`; empty for `start` and `delete`).
+    socket: String,
     debug: bool,
 }
 
@@ -37,9 +39,24 @@ fn grouping(bundle: &Path, id: &str) -> String {
     Annotations::parse(&annotations).ok().and_then(|a| a.grouping().map(str::to_string)).unwrap_or_else(|| id.to_string())
 }
 
+fn socket_path(address: &str) -> &Path {
+    Path::new(address.strip_prefix("unix://").unwrap_or(address))
+}
+
 fn socket_alive(address: &str) -> bool {
-    let path = address.strip_prefix("unix://").unwrap_or(address);
-    std::os::unix::net::UnixStream::connect(path).is_ok()
+    std::os::unix::net::UnixStream::connect(socket_path(address)).is_ok()
+}
+
+/// Unlinks a shim socket nothing listens on any more (a path that is not a
+/// socket is left alone).
+fn remove_socket(address: &str) {
+    use std::os::unix::fs::FileTypeExt;
+    let path = socket_path(address);
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!(socket = %path.display(), error = %e, "cannot remove shim socket");
+        }
+    }
 }
 
 #[async_trait]
@@ -49,7 +66,13 @@ impl containerd_shim::Shim for MicaShim {
     async fn new(_runtime_id: &str, args: &Flags, config: &mut containerd_shim::Config) -> Self {
         // Our own tracing logger writes to the log fifo; the crate's would be a second one.
         config.no_setup_logger = true;
-        MicaShim { exit: Arc::new(ExitSignal::default()), id: args.id.clone(), namespace: args.namespace.clone(), debug: args.debug }
+        MicaShim {
+            exit: Arc::new(ExitSignal::default()),
+            id: args.id.clone(),
+            namespace: args.namespace.clone(),
+            socket: args.socket.clone(),
+            debug: args.debug,
+        }
     }
 
     async fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
@@ -70,6 +93,13 @@ impl containerd_shim::Shim for MicaShim {
         let pid = container::cleanup_dead(&bundle, &self.id)
             .await
             .map_err(|e| containerd_shim::Error::Other(format!("cleanup of {} in {}: {e}", self.id, self.namespace)))?;
+        // A shim killed outright never unlinked its socket. A group's shim may
+        // still serve other members, so only a socket nobody answers on goes.
+        if let Ok(address) = std::fs::read_to_string(bundle.join("address")) {
+            if !socket_alive(address.trim()) {
+                remove_socket(address.trim());
+            }
+        }
         Ok(DeleteResponse {
             pid,
             exit_status: 128 + nix::libc::SIGKILL as u32,
@@ -80,6 +110,11 @@ impl containerd_shim::Shim for MicaShim {
 
     async fn wait(&mut self) {
         self.exit.wait().await;
+        // The crate unlinks the socket named in ./address after this returns, but
+        // a group's shim runs in its first member's bundle, which containerd may
+        // have deleted by now; the socket we serve on is known from our flags.
+        // Existing connections live on: only the name goes.
+        remove_socket(&self.socket);
     }
 
     async fn create_task_service(&self, publisher: RemotePublisher) -> Service {

@@ -2,7 +2,7 @@
 //! behind"): rootfs mounts, work dir, micrun.json, delegate state, cgroups and
 //! shim processes, checked present while it runs and gone after its cleanup.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::procs::shims_with_id;
@@ -14,13 +14,25 @@ pub const CLEANUP_BOUND: Duration = Duration::from_secs(10);
 
 /// Every trace of container `id` that should be gone: rootfs mounts under its
 /// bundle, our work dir, micrun.json, delegate state under any delegate root, its
-/// cgroups (ctr's default cgroups path is /<namespace>/<id>) and a shim process.
+/// cgroups (ctr's default cgroups path is /<namespace>/<id>), a shim process and
+/// the socket that shim served on.
 pub fn leftovers(env: &Env, id: &str) -> Vec<String> {
     let mut out = files_left(env, id);
     for pid in shims_with_id(env, id) {
         out.push(format!("shim process {pid}"));
     }
+    let socket = shim_socket(env, id);
+    if socket.exists() {
+        out.push(format!("shim socket {}", socket.display()));
+    }
     out
+}
+
+/// The socket of the shim containerd started for `key`: a container id, or the
+/// group or pod a container belongs to.
+pub fn shim_socket(env: &Env, key: &str) -> PathBuf {
+    let address = containerd_shim::socket_address(&env.address, &env.namespace, key);
+    PathBuf::from(address.strip_prefix("unix://").unwrap_or(&address))
 }
 
 /// `leftovers` but the shim process: a group's shim carries the first member's id
@@ -59,7 +71,7 @@ pub fn files_left(env: &Env, id: &str) -> Vec<String> {
 /// trace the cleanup checks look for, so their absence later means something.
 pub fn assert_held(env: &Env, id: &str) {
     let held = leftovers(env, id);
-    for kind in ["mount ", "work dir ", "state file ", "delegate state ", "cgroup ", "shim process "] {
+    for kind in ["mount ", "work dir ", "state file ", "delegate state ", "cgroup ", "shim process ", "shim socket "] {
         assert!(held.iter().any(|h| h.starts_with(kind)), "running container {id} shows no {kind}trace: {held:#?}");
     }
 }
