@@ -2,9 +2,10 @@
 //! failures into messages that say what went wrong.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::profile::Profile;
+use super::sealed::SealedCopy;
 use crate::backend::{Error, Result};
 use crate::spawn::{self, ChildStdio};
 
@@ -17,8 +18,11 @@ pub struct Cli {
 }
 
 impl Cli {
-    fn command(&self, args: &[OsString]) -> std::process::Command {
-        let mut cmd = std::process::Command::new(&self.binary);
+    fn command(&self, program: &Path, args: &[OsString]) -> std::process::Command {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(program);
+        // `ps` shows the runtime's name even when a sealed copy runs.
+        cmd.arg0(&self.binary);
         cmd.arg("--root").arg(&self.root);
         cmd.arg(format!("--log={}", self.log.display())).arg("--log-format=json");
         if self.systemd_cgroup {
@@ -33,7 +37,13 @@ impl Cli {
     pub async fn run(&self, args: Vec<OsString>, stdio: ChildStdio) -> Result<Vec<u8>> {
         let log_start = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
         let sub = args.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
-        let cmd = self.command(&args);
+        // Kept open until the call returns: the child executes it by its fd.
+        let sealed = self.profile.sealed_exec.then(|| SealedCopy::of(&self.binary)).and_then(|r| {
+            r.map_err(|e| tracing::warn!(binary = %self.binary.display(), error = %e, "no sealed copy; the runtime seals itself"))
+                .ok()
+        });
+        let program = sealed.as_ref().map(SealedCopy::exec_path).unwrap_or_else(|| self.binary.clone());
+        let cmd = self.command(&program, &args);
         tracing::debug!(delegate = %self.profile.name, args = ?args, "delegate call");
         let done = spawn::run(cmd, stdio)
             .await

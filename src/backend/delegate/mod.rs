@@ -5,6 +5,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod console;
 pub mod profile;
+pub mod sealed;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -153,6 +154,7 @@ pub async fn force_delete(left: &DelegateLeftover, id: &str) -> Result<()> {
             binary: left.binary.clone(),
             global_args: left.global_args.clone(),
             log: Default::default(),
+            sealed_exec: false,
         },
         binary: left.binary.clone(),
         root: left.root.clone(),

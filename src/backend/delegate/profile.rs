@@ -23,6 +23,10 @@ pub struct Profile {
     pub global_args: Vec<String>,
     #[serde(default)]
     pub log: LogFormat,
+    /// Execute a sealed in-memory copy of the binary (see sealed.rs), for
+    /// runtimes that otherwise make that copy themselves at every start.
+    #[serde(default)]
+    pub sealed_exec: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -111,7 +115,9 @@ mod tests {
             let p = Profile::load(name, Path::new("/nonexistent")).unwrap();
             assert_eq!(p.name, name);
         }
-        assert_eq!(Profile::load("youki", Path::new("/nonexistent")).unwrap().log.message_field, "fields.message");
+        let youki = Profile::load("youki", Path::new("/nonexistent")).unwrap();
+        assert_eq!(youki.log.message_field, "fields.message");
+        assert!(youki.sealed_exec && !Profile::load("crun", Path::new("/nonexistent")).unwrap().sealed_exec);
     }
 
     #[test]
