@@ -69,6 +69,8 @@ pub struct DelegateLeftover {
     pub systemd_cgroup: bool,
     #[serde(default)]
     pub global_args: Vec<String>,
+    #[serde(default)]
+    pub sealed_exec: bool,
 }
 
 /// A resource-usage sample, already encoded as containerd expects it.

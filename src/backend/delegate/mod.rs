@@ -154,7 +154,7 @@ pub async fn force_delete(left: &DelegateLeftover, id: &str) -> Result<()> {
             binary: left.binary.clone(),
             global_args: left.global_args.clone(),
             log: Default::default(),
-            sealed_exec: false,
+            sealed_exec: left.sealed_exec,
         },
         binary: left.binary.clone(),
         root: left.root.clone(),
@@ -189,6 +189,7 @@ impl Instance for DelegateContainer {
                 root: self.cli.root.clone(),
                 systemd_cgroup: self.cli.systemd_cgroup,
                 global_args: self.cli.profile.global_args.clone(),
+                sealed_exec: self.cli.profile.sealed_exec,
             }),
             ..Default::default()
         }
