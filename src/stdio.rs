@@ -129,8 +129,10 @@ impl IoCopy {
             io.stdin_close = Some(tx);
             tokio::spawn(copy_stdin(fifo, PtyWriter(master.clone()), rx));
         }
-        if let (Output::Fifo(p), false) = (classify(&paths.stderr), paths.stderr == paths.stdout) {
-            io.idle_stderr = Some(pipe::OpenOptions::new().read_write(true).open_sender(p)?);
+        if paths.stderr != paths.stdout {
+            if let Output::Fifo(p) = classify(&paths.stderr) {
+                io.idle_stderr = Some(pipe::OpenOptions::new().read_write(true).open_sender(p)?);
+            }
         }
         if let Output::Fifo(p) = classify(&paths.stdout) {
             let fifo = pipe::OpenOptions::new().read_write(true).open_sender(p)?;

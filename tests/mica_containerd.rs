@@ -54,10 +54,13 @@ fn console_round_trip_then_kill_ends_with_143() {
     let sim = Sim::start(&env, "baremetal");
     let image = firmware_image(&env, "/bin/cat");
     let id = unique_id("rtos-cat");
-    let mut args: Vec<&str> = vec!["--address", &env.address, "-n", &env.namespace, "run", "--rm"];
-    args.extend(sim.run_args(&[]));
-    args.extend([image.as_str(), id.as_str()]);
-    let mut ctr = Command::new("ctr").args(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut ctr = Command::new("ctr")
+        .args(["--address", &env.address, "-n", &env.namespace])
+        .args(sim.run_args(&["--rm"], &[], &image, &id))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdin = ctr.stdin.take().unwrap();
     stdin.write_all(b"hello from the host\n").unwrap();
     stdin.flush().unwrap();
@@ -100,10 +103,7 @@ fn halting_firmware_shows_stopped_and_publishes_an_exit_event() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let mut args = vec!["run", "-d"];
-    args.extend(sim.run_args(&[]));
-    args.extend([image.as_str(), id.as_str()]);
-    let r = env.ctr(&args);
+    let r = env.ctr(&sim.run_args(&["-d"], &[], &image, &id));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(wait_until(Duration::from_secs(15), || env.task_status(&id).as_deref() == Some("STOPPED")), "never STOPPED");
     env.ctr(&["task", "rm", &id]);
@@ -160,10 +160,7 @@ fn auto_close_removes_the_client_at_halt_and_only_when_asked() {
     let image = firmware_image(&env, "/bin/false");
     for (flags, removed_at_halt) in [(&[][..], false), (&["--annotation", "org.openeuler.micrun.container.auto_close=true"][..], true)] {
         let id = unique_id("rtos-autoclose");
-        let mut args = vec!["run", "-d"];
-        args.extend(sim.run_args(flags));
-        args.extend([image.as_str(), id.as_str()]);
-        let r = env.ctr(&args);
+        let r = env.ctr(&sim.run_args(&["-d"], flags, &image, &id));
         assert_eq!(r.code, 0, "{}", r.stderr);
         assert!(wait_until(Duration::from_secs(15), || env.task_status(&id).as_deref() == Some("STOPPED")), "never STOPPED");
         assert_eq!(sim.has_client(&id), !removed_at_halt, "auto_close={removed_at_halt}: client present after halt");
@@ -175,10 +172,7 @@ fn auto_close_removes_the_client_at_halt_and_only_when_asked() {
 
 fn run_detached_cat(env: &Env, sim: &Sim, id: &str, flags: &[&str]) {
     let image = firmware_image(env, "/bin/cat");
-    let mut args = vec!["run", "-d"];
-    args.extend(sim.run_args(flags));
-    args.extend([image.as_str(), id]);
-    let r = env.ctr(&args);
+    let r = env.ctr(&sim.run_args(&["-d"], flags, &image, id));
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
@@ -342,10 +336,7 @@ fn tty_mode_console_answers_typed_input() {
     let image = firmware_image(&env, "/bin/cat");
     let id = unique_id("rtos-tty");
     // `ctr run -t` needs a terminal: script(1) gives it one.
-    let mut args = vec!["run", "-t", "--rm"];
-    args.extend(sim.run_args(&[]));
-    args.extend([image.as_str(), id.as_str()]);
-    let mut script = ctr_pty_command(&env, "", &args, None)
+    let mut script = ctr_pty_command(&env, "", &sim.run_args(&["-t", "--rm"], &[], &image, &id), None)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -52,11 +52,14 @@ impl Capture {
 
 /// `ctr run [flags] --runtime mica ... DEMO_IMAGE ID` with piped stdin and captured stdout.
 fn spawn_ctr_run(env: &Env, sim: &Sim, flags: &[&str], image: &str, id: &str, out: &Capture) -> Child {
-    let mut args: Vec<&str> = vec!["--address", &env.address, "-n", &env.namespace, "run"];
-    args.extend_from_slice(flags);
-    args.extend(sim.run_args(&[]));
-    args.extend([image, id]);
-    Command::new("ctr").args(&args).stdin(Stdio::piped()).stdout(out.stdio()).stderr(out.stdio()).spawn().unwrap()
+    Command::new("ctr")
+        .args(["--address", &env.address, "-n", &env.namespace])
+        .args(sim.run_args(flags, &[], image, id))
+        .stdin(Stdio::piped())
+        .stdout(out.stdio())
+        .stderr(out.stdio())
+        .spawn()
+        .unwrap()
 }
 
 #[test]
@@ -84,9 +87,7 @@ fn demo_answers_typed_help_on_a_tty() {
     let image = demo_image(&env);
     let id = unique_id("demo-tty");
     // `ctr run -t` needs a terminal: script(1) gives it one; we type into script's stdin.
-    let mut args = vec!["run", "-t", "--rm"];
-    args.extend(sim.run_args(&[]));
-    args.extend([image.as_str(), id.as_str()]);
+    let args = sim.run_args(&["-t", "--rm"], &[], &image, &id);
     let out = Capture::new();
     let mut script = ctr_pty_command(&env, "", &args, None)
         .stdin(Stdio::piped())

@@ -94,10 +94,14 @@ impl Sim {
         out
     }
 
-    /// `ctr run` args up to (not including) the image: our runtime, config, annotation.
-    pub fn run_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut a = vec!["--runtime", RUNTIME, "--runtime-config-path", self.config.to_str().unwrap(), "--annotation", OS_ANNOTATION];
+    /// `ctr` args `run MODE.. --runtime mica --runtime-config-path .. --annotation os EXTRA.. IMAGE ID`:
+    /// an RTOS container on this simulator.
+    pub fn run_args<'a>(&'a self, mode: &[&'a str], extra: &[&'a str], image: &'a str, id: &'a str) -> Vec<&'a str> {
+        let mut a = vec!["run"];
+        a.extend_from_slice(mode);
+        a.extend(["--runtime", RUNTIME, "--runtime-config-path", self.config.to_str().unwrap(), "--annotation", OS_ANNOTATION]);
         a.extend_from_slice(extra);
+        a.extend([image, id]);
         a
     }
 }
@@ -111,10 +115,7 @@ impl Drop for Sim {
 
 /// `ctr run --rm` against the simulator, bounded by `ctr`'s usual timeout.
 pub fn ctr_run(env: &Env, sim: &Sim, flags: &[&str], image: &str, id: &str) -> Run {
-    let mut args = vec!["run", "--rm"];
-    args.extend(sim.run_args(flags));
-    args.extend([image, id]);
-    env.ctr(&args)
+    env.ctr(&sim.run_args(&["--rm"], flags, image, id))
 }
 
 /// The child's exit code, or None (and the child killed) after `bound`.

@@ -38,10 +38,7 @@ impl Cli {
         let log_start = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
         let sub = args.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
         // Kept open until the call returns: the child executes it by its fd.
-        let sealed = self.profile.sealed_exec.then(|| SealedCopy::of(&self.binary)).and_then(|r| {
-            r.map_err(|e| tracing::warn!(binary = %self.binary.display(), error = %e, "no sealed copy; the runtime seals itself"))
-                .ok()
-        });
+        let sealed = if self.profile.sealed_exec { self.sealed_copy() } else { None };
         let program = sealed.as_ref().map(SealedCopy::exec_path).unwrap_or_else(|| self.binary.clone());
         let cmd = self.command(&program, &args);
         tracing::debug!(delegate = %self.profile.name, args = ?args, "delegate call");
@@ -56,6 +53,12 @@ impl Cli {
             .or_else(|| non_empty(&done.stderr))
             .unwrap_or_else(|| format!("exit status {}", done.code));
         Err(Error::Failed(format!("{} ({}) {sub} failed: {message}", self.profile.name, self.binary.display())))
+    }
+
+    fn sealed_copy(&self) -> Option<SealedCopy> {
+        SealedCopy::of(&self.binary)
+            .map_err(|e| tracing::warn!(binary = %self.binary.display(), error = %e, "no sealed copy; the runtime seals itself"))
+            .ok()
     }
 
     pub async fn simple(&self, args: &[&str]) -> Result<Vec<u8>> {
