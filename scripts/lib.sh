@@ -19,6 +19,8 @@
 #   micrun_stop_sim DIR               stop it and the firmware it runs
 #   micrun_private_cri                a second, CRI-enabled containerd in WORK/cri
 #                                     (scripts/lib-cri.sh, sourced below)
+#   micrun_containerd_bindir SERIES   containerd 1.6 (Debian), 1.7 or 2.3 (built from
+#                                     the Go module proxy; scripts/lib-peers.sh)
 
 MICRUN_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC2034 # used by the scripts that source this file
@@ -546,3 +548,6 @@ micrun__teardown() {
 
 # shellcheck source=scripts/lib-cri.sh
 . "$MICRUN_REPO/scripts/lib-cri.sh"
+
+# shellcheck source=scripts/lib-peers.sh
+. "$MICRUN_REPO/scripts/lib-peers.sh"
