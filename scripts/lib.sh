@@ -21,6 +21,9 @@
 #                                     (scripts/lib-cri.sh, sourced below)
 #   micrun_containerd_bindir SERIES   containerd 1.6 (Debian), 1.7 or 2.3 (built from
 #                                     the Go module proxy; scripts/lib-peers.sh)
+#   micrun_registry_start DIR         a loopback OCI registry (crane), MICRUN_REGISTRY=
+#                                     127.0.0.1:PORT; micrun_registry_push TAR REF,
+#                                     micrun_registry_stop DIR (scripts/lib-registry.sh)
 
 MICRUN_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC2034 # used by the scripts that source this file
@@ -551,3 +554,6 @@ micrun__teardown() {
 
 # shellcheck source=scripts/lib-peers.sh
 . "$MICRUN_REPO/scripts/lib-peers.sh"
+
+# shellcheck source=scripts/lib-registry.sh
+. "$MICRUN_REPO/scripts/lib-registry.sh"
