@@ -4,6 +4,7 @@
 
 pub mod annotations;
 pub mod backend;
+pub mod bootstrap;
 pub mod config;
 pub mod router;
 pub mod shim;
