@@ -2,6 +2,9 @@
 //! container either to an RTOS through openEuler MICA's micad, or to a Linux OCI
 //! runtime CLI (crun, runc, youki).
 
+/// The runtime name containerd knows this shim by.
+pub const RUNTIME_NAME: &str = "io.containerd.mica.v2";
+
 pub mod annotations;
 pub mod backend;
 pub mod bootstrap;

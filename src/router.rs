@@ -92,7 +92,8 @@ fn decided(route: Route, reason: String) -> Decision {
     Decision { route, reason }
 }
 
-fn default_delegate(
+/// The delegate an ordinary Linux container goes to, and why.
+pub fn default_delegate(
     cfg: &Config,
     available: &dyn Fn(&str) -> bool,
     path: &str,

@@ -1,6 +1,24 @@
 //! The shim binary containerd starts for `io.containerd.mica.v2`.
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    containerd_shim::run::<micrun::shim::MicaShim>("io.containerd.mica.v2", None).await;
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    // containerd 2.x's feature probe: no runtime, no socket, one answer on stdout.
+    if micrun::shim::info::requested(&args) {
+        std::process::exit(match micrun::shim::info::answer() {
+            Ok(bytes) => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                if out.write_all(&bytes).and_then(|()| out.flush()).is_ok() { 0 } else { 1 }
+            }
+            Err(e) => {
+                eprintln!("{}: -info: {e}", micrun::RUNTIME_NAME);
+                1
+            }
+        });
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(containerd_shim::run::<micrun::shim::MicaShim>(micrun::RUNTIME_NAME, None));
 }

@@ -95,7 +95,7 @@ fn string_fields(bytes: &[u8]) -> Result<Vec<(u32, String)>> {
 
 /// `ctr --runc-binary crun` picks a delegate by name; a path is refused unless it
 /// is a known profile's binary name.
-fn binary_name_to_delegate(name: &str) -> Result<String> {
+pub(crate) fn binary_name_to_delegate(name: &str) -> Result<String> {
     let base = name.rsplit('/').next().unwrap_or(name);
     if name.contains('/') || delegate::profile::check_name(base).is_err() {
         return Err(Error::InvalidArgument(format!(
@@ -106,7 +106,7 @@ fn binary_name_to_delegate(name: &str) -> Result<String> {
 }
 
 /// The PATH-based availability check the router needs.
-fn available(cfg: &Config) -> impl Fn(&str) -> bool + '_ {
+pub(crate) fn available(cfg: &Config) -> impl Fn(&str) -> bool + '_ {
     move |name: &str| {
         delegate::profile::Profile::load(name, &cfg.delegate.profile_dir)
             .and_then(|p| p.find_binary(&delegate::profile::search_path()))

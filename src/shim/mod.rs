@@ -4,6 +4,7 @@
 mod container;
 mod events;
 mod exits;
+pub mod info;
 mod logging;
 mod process;
 mod service;
