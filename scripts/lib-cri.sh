@@ -36,12 +36,18 @@ EOF
         >"$dir/cni/net.d/10-micrun-test.conflist"
 }
 
-# CRI's part of DIR's containerd config, on stdout. The runtime handler `mica`
-# is examples/containerd-config.toml itself, with ConfigPath pointing at
-# DIR/micrun-cri.toml (the CRI test writes it before each pod), so the example
-# is what the test proves.
+# CRI's part of DIR's containerd config for SERIES, on stdout. The runtime
+# handler `mica` is the example file itself (examples/containerd-config.toml
+# for 1.6/1.7, examples/containerd-config-v3.toml for 2.x), with ConfigPath
+# pointing at DIR/micrun-cri.toml (the CRI test writes it before each pod), so
+# the example is what the test proves.
 micrun__cri_config() {
-    local dir=$1 example="$MICRUN_REPO/examples/containerd-config.toml" handler
+    local dir=$1 series=$2 example handler
+    if [[ $series == 2.* ]]; then
+        example="$MICRUN_REPO/examples/containerd-config-v3.toml"
+    else
+        example="$MICRUN_REPO/examples/containerd-config.toml"
+    fi
     micrun__cni_setup "$dir" || return 1
     printf '# written by scripts/lib-cri.sh; the CRI test replaces it before each pod\n' >"$dir/micrun-cri.toml"
     handler=$(sed -e '/^version = /d' \
@@ -51,7 +57,32 @@ micrun__cri_config() {
         micrun_die "$example no longer has the runtime handler mica with a commented ConfigPath line"
         return 1
     fi
-    cat <<EOF
+    if [[ $series == 2.* ]]; then
+        # config version 3: CRI's settings are split over the plugins
+        # cri.v1.images (images, the sandbox image), cri.v1.runtime (runtimes,
+        # CNI, container settings) and grpc.v1.cri (the CRI service itself)
+        cat <<EOF
+
+[plugins."io.containerd.cri.v1.images".pinned_images]
+  sandbox = "$MICRUN_PAUSE_REF"
+
+[plugins."io.containerd.cri.v1.runtime"]
+  # Without it the sandbox asks for oom_score_adj -998, which this kind of VM
+  # refuses; the OCI runtime then fails with "can't get final child's PID".
+  restrict_oom_score_adj = true
+  # pod network namespaces under DIR, not /run/netns, so teardown finds them
+  netns_mounts_under_state_dir = true
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["$dir/cni/bin"]
+    conf_dir = "$dir/cni/net.d"
+    max_conf_num = 1
+
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+EOF
+    else
+        cat <<EOF
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$MICRUN_PAUSE_REF"
@@ -67,6 +98,7 @@ micrun__cri_config() {
     conf_dir = "$dir/cni/net.d"
     max_conf_num = 1
 EOF
+    fi
     printf '%s\n' "$handler"
 }
 

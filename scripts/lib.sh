@@ -138,6 +138,61 @@ micrun_ctr() {
     ctr --address "$dir/containerd.sock" "$@"
 }
 
+# DIR's containerd config for SERIES (1.6, 1.7 or 2.3), on stdout; MODE cri
+# turns its CRI plugin on (micrun__cri_config adds CRI's settings).
+micrun__containerd_config() {
+    local dir=$1 series=$2 mode=$3 version=2 level=info disabled=() p
+    [[ $series == 2.* ]] && version=3
+    # CRI only where asked for (micrun_private_cri): the ctr-driven tests and
+    # the benchmarks need none of its watchers and its streaming server. In 2.x
+    # CRI is several plugins.
+    if [[ $mode != cri ]]; then
+        if [[ $version == 3 ]]; then
+            disabled+=(io.containerd.grpc.v1.cri io.containerd.cri.v1.runtime io.containerd.cri.v1.images
+                io.containerd.podsandbox.controller.v1.podsandbox)
+        else
+            disabled+=(io.containerd.grpc.v1.cri)
+        fi
+    elif [[ $version == 3 ]]; then
+        # CRI logs at debug what it learnt from each runtime handler's `-info`
+        level=debug
+    fi
+    # the snapshotters that cannot work on this host (no aufs module, no
+    # btrfs/zfs file system, devmapper and blockfile unconfigured) and only log
+    # noise; 2.x has no aufs, 1.6 no blockfile
+    [[ $series == 1.* ]] && disabled+=(io.containerd.snapshotter.v1.aufs)
+    [[ $series != 1.6 ]] && disabled+=(io.containerd.snapshotter.v1.blockfile)
+    disabled+=(io.containerd.snapshotter.v1.btrfs io.containerd.snapshotter.v1.devmapper io.containerd.snapshotter.v1.zfs)
+    printf '# containerd %s, written by scripts/lib.sh\nversion = %s\n' "$series" "$version"
+    cat <<EOF
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = [
+EOF
+    for p in "${disabled[@]}"; do
+        printf '  "%s",\n' "$p"
+    done
+    cat <<EOF
+]
+
+[grpc]
+  address = "$dir/containerd.sock"
+
+[ttrpc]
+  address = "$dir/containerd-ttrpc.sock"
+
+[debug]
+  address = "$dir/debug.sock"
+  level = "$level"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/opt"
+EOF
+    if [[ $mode == cri ]]; then
+        micrun__cri_config "$dir" "$series" || return 1
+    fi
+}
+
 micrun_start_containerd() {
     local dir=${1:?usage: micrun_start_containerd DIR [cri]} mode=${2:-}
     mkdir -p "$dir"
@@ -147,45 +202,18 @@ micrun_start_containerd() {
         micrun_die "socket path too long for a unix socket: $sock"
         return 1
     fi
+    # the containerd series (MICRUN_CONTAINERD, default 1.6) decides the binaries
+    # and the config format: version 2 for 1.6/1.7, version 3 for 2.x
+    local series bindir
+    series=$(micrun_containerd_series) || return 1
+    bindir=$(micrun_containerd_bindir "$series") || return 1
     mkdir -p "$dir/root" "$dir/state" "$dir/opt"
-    # CRI only where asked for (micrun_private_cri): the ctr-driven tests and
-    # the benchmarks need none of its watchers and its streaming server.
-    local cri='  "io.containerd.grpc.v1.cri",'
-    [[ $mode == cri ]] && cri=''
-    cat >"$dir/config.toml" <<EOF
-version = 2
-root = "$dir/root"
-state = "$dir/state"
-# the snapshotters cannot work on this host (no aufs module, no btrfs/zfs file
-# system, devmapper unconfigured) and only log noise
-disabled_plugins = [
-$cri
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-]
-
-[grpc]
-  address = "$sock"
-
-[ttrpc]
-  address = "$dir/containerd-ttrpc.sock"
-
-[debug]
-  address = "$dir/debug.sock"
-  level = "info"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$dir/opt"
-EOF
-    if [[ $mode == cri ]]; then
-        micrun__cri_config "$dir" >>"$dir/config.toml" || return 1
-    fi
+    micrun__containerd_config "$dir" "$series" "$mode" >"$dir/config.toml" || return 1
     : >"$dir/containerd.log"
-    micrun_log "starting containerd in $dir"
-    PATH="$MICRUN_REPO/target/shim:$MICRUN_REPO/target/release:$PATH" \
-        containerd --config "$dir/config.toml" </dev/null >>"$dir/containerd.log" 2>&1 &
+    micrun_log "starting containerd $series ($bindir/containerd) in $dir"
+    # our shim first on its PATH, then the series' own containerd-shim-runc-v2
+    PATH="$MICRUN_REPO/target/shim:$MICRUN_REPO/target/release:$bindir:$PATH" \
+        "$bindir/containerd" --config "$dir/config.toml" </dev/null >>"$dir/containerd.log" 2>&1 &
     local pid=$!
     echo "$pid" >"$dir/containerd.pid"
 
@@ -196,7 +224,7 @@ EOF
             micrun_die "containerd exited during start-up (log: $dir/containerd.log)"
             return 1
         fi
-        if [[ -S $sock ]] && timeout -s KILL 2 ctr --address "$sock" version >/dev/null 2>&1; then
+        if [[ -S $sock ]] && timeout -s KILL 2 "$bindir/ctr" --address "$sock" version >/dev/null 2>&1; then
             micrun_log "containerd ready (pid $pid) after ~$((i * 100)) ms"
             return 0
         fi
@@ -222,7 +250,7 @@ micrun_containerd_log_tail() {
     local dir=${1:?usage: micrun_containerd_log_tail DIR [LINES]} n=${2:-20}
     [[ -f $dir/containerd.log ]] || return 0
     micrun_log "containerd log ($dir/containerd.log), last $n lines above level info:"
-    grep -av 'level=info' "$dir/containerd.log" | tail -n "$n" >&2 || true
+    grep -av 'level=info\|level=debug' "$dir/containerd.log" | tail -n "$n" >&2 || true
 }
 
 # Pids of the processes in the subtree under $1, deepest last (not $1 itself).
@@ -512,6 +540,37 @@ micrun_test_env() {
     fi
 }
 
+# Puts the ctr and containerd-shim-runc-v2 of the containerd series
+# MICRUN_CONTAINERD (default 1.6; built first if missing) first on PATH, for the
+# scripts and the tests they run, and logs `containerd --version`.
+micrun_use_containerd() {
+    local series bindir
+    series=$(micrun_containerd_series) || return 1
+    bindir=$(micrun_containerd_bindir "$series") || return 1
+    if [[ $bindir == /usr/bin ]]; then
+        # Debian's; /usr/bin is not put first, which would shadow pyenv's or
+        # /usr/local's python3 and cargo
+        local b
+        for b in ctr containerd-shim-runc-v2; do
+            [[ $(command -v "$b") == "$bindir/$b" ]] || {
+                micrun_die "$b on PATH is $(command -v "$b"), not containerd $series's $bindir/$b"
+                return 1
+            }
+        done
+    else
+        case ":$PATH:" in
+            ":$bindir:"*) ;;
+            *) export PATH="$bindir:$PATH" ;;
+        esac
+    fi
+    export MICRUN_CONTAINERD=$series
+    # ctr 2.2+ asks containerd for deprecation notices before every command and
+    # prints them on stderr; on this cgroup v1 host that is the same line every
+    # time, which would fill every ctr error the tests check
+    [[ $series == 2.* ]] && export CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1
+    micrun_log "containerd $series: $("$bindir/containerd" --version) ($bindir)"
+}
+
 # The set-up every entry script shares: install what is missing, build (unless
 # MICRUN_NO_BUILD=1), start a private containerd in a fresh temp dir and import
 # the busybox image into namespace NS. Sets WORK and ADDR; tears everything
@@ -524,6 +583,7 @@ micrun_private_containerd() {
         micrun_log "build (scripts/build.sh)"
         bash "$MICRUN_REPO/scripts/build.sh"
     fi
+    micrun_use_containerd || return 1
     WORK=$(mktemp -d "/tmp/micrun-$name.XXXX")
     trap micrun__teardown EXIT
     trap 'exit 130' INT
