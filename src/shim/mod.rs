@@ -84,7 +84,8 @@ impl containerd_shim::Shim for MicaShim {
             write_str_to_file("address", &address).await?;
             return Ok(address);
         }
-        let address = containerd_shim::spawn(opts, &group, Vec::new()).await?;
+        // Not the crate's spawn: it cannot read containerd 2.3's BootstrapParams.
+        let address = crate::bootstrap::spawn(opts, &group).await?;
         write_str_to_file("address", &address).await?;
         Ok(address)
     }
