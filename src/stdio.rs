@@ -131,7 +131,13 @@ impl IoCopy {
         }
         if paths.stderr != paths.stdout {
             if let Output::Fifo(p) = classify(&paths.stderr) {
-                io.idle_stderr = Some(pipe::OpenOptions::new().read_write(true).open_sender(p)?);
+                match pipe::OpenOptions::new().read_write(true).open_sender(p) {
+                    Ok(fifo) => io.idle_stderr = Some(fifo),
+                    // containerd 2.x's client names a stderr fifo for a terminal
+                    // process but makes none (it reads no stderr then)
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         if let Output::Fifo(p) = classify(&paths.stdout) {
@@ -351,6 +357,24 @@ mod tests {
         assert!(matches!(classify("file:///var/log/c.log"), Output::File("/var/log/c.log")));
         assert!(matches!(classify("binary:///usr/bin/logger?a=b"), Output::Binary("/usr/bin/logger?a=b")));
         assert_eq!(percent_decode("a%20b%2"), "a b%2");
+    }
+
+    /// containerd 2.x (pkg/cio) sets a stderr path for a terminal process but
+    /// creates no fifo there; a console must start all the same.
+    #[tokio::test]
+    async fn console_starts_without_the_stderr_fifo_a_terminal_client_never_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("stdout");
+        nix::unistd::mkfifo(&out, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let paths = StdioPaths {
+            stdout: out.display().to_string(),
+            stderr: dir.path().join("stderr").display().to_string(),
+            ..Default::default()
+        };
+        let mut io = IoCopy::console(&paths, pty.master).expect("console without a stderr fifo");
+        drop(pty.slave);
+        io.drain(std::time::Duration::from_secs(5)).await;
     }
 
     #[tokio::test]
