@@ -151,9 +151,7 @@ fn cri_containerd_reads_micas_features() {
     let (Ok(address), Ok(state)) = (std::env::var("MICRUN_TEST_CRI_ADDRESS"), std::env::var("MICRUN_TEST_CRI_STATE")) else {
         panic!("MICRUN_TEST_CRI_ADDRESS/STATE not set: run with `bash scripts/test.sh`");
     };
-    let version = run("ctr", &["--address", &address, "version"]);
-    let server = version.stdout.split("Server:").nth(1).unwrap_or_default();
-    let v = server.lines().find_map(|l| l.trim().strip_prefix("Version:")).map(str::trim).unwrap_or_default();
+    let v = common::containerd::server_version(&address);
     if !v.trim_start_matches('v').starts_with('2') {
         eprintln!("skipped: containerd {v} does not probe runtimes with -info (2.x does)");
         return;

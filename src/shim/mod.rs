@@ -130,6 +130,7 @@ impl containerd_shim::Shim for MicaShim {
             exit: self.exit.clone(),
             notices: tx,
             unclaimed: Default::default(),
+            creating: Default::default(),
         };
         svc.watch_exits(rx).await;
         svc

@@ -1,7 +1,7 @@
 //! The containerd Task service. It holds containers and processes, their states,
 //! waiters and events; the backends behind `Instance` do the work.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -32,6 +32,22 @@ pub struct Service {
     pub(super) exit: Arc<ExitSignal>,
     pub(super) notices: NoticeSender,
     pub(super) unclaimed: Arc<Mutex<super::exits::Unclaimed>>,
+    /// Ids whose Create is under way: neither a second Create of the id nor a
+    /// Shutdown (containerd 2.x sends one after every delete in a group) may
+    /// act as if they did not exist.
+    pub(super) creating: Arc<std::sync::Mutex<HashSet<String>>>,
+}
+
+/// An id held in `Service::creating` until Create returns.
+struct Reservation {
+    creating: Arc<std::sync::Mutex<HashSet<String>>>,
+    id: String,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.creating.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+    }
 }
 
 pub fn status(e: Error) -> ttrpc::Error {
@@ -66,6 +82,22 @@ impl Service {
         f(c).map_err(status)
     }
 
+    /// Reserves `id` for a Create, refusing one that exists or is being created.
+    async fn reserve(&self, id: &str) -> TtrpcResult<Reservation> {
+        let map = self.containers.lock().await;
+        let mut creating = self.creating.lock().unwrap_or_else(|e| e.into_inner());
+        if map.contains_key(id) || !creating.insert(id.to_string()) {
+            return Err(status(Error::InvalidArgument(format!("container {id} already exists in this shim"))));
+        }
+        Ok(Reservation { creating: self.creating.clone(), id: id.to_string() })
+    }
+
+    /// Members alive or on their way: a grouped shim must not exit while any are.
+    async fn members(&self) -> usize {
+        let map = self.containers.lock().await;
+        map.len() + self.creating.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     async fn instance(&self, id: &str) -> TtrpcResult<Arc<dyn Instance>> {
         self.with(id, |c| Ok(c.instance.clone())).await
     }
@@ -86,9 +118,7 @@ impl Task for Service {
         if !req.checkpoint.is_empty() {
             return Err(status(Error::Unimplemented("restoring from a checkpoint is not supported by micrun".into())));
         }
-        if self.containers.lock().await.contains_key(&req.id) {
-            return Err(status(Error::InvalidArgument(format!("container {} already exists in this shim", req.id))));
-        }
+        let _reservation = self.reserve(&req.id).await?;
         let c = container::create(&req, &self.namespace, self.notices.clone()).await.map_err(|e| {
             tracing::warn!(id = %req.id, error = %e, "create refused");
             status(e)
@@ -338,11 +368,15 @@ impl Task for Service {
         })
     }
 
-    async fn shutdown(&self, _ctx: &TtrpcContext, _req: ShutdownRequest) -> TtrpcResult<Empty> {
-        // A grouped shim serves a whole pod: exit only when its last container is gone.
-        if self.containers.lock().await.is_empty() {
-            tracing::info!("shutdown: no containers left");
-            self.exit.signal();
+    async fn shutdown(&self, _ctx: &TtrpcContext, req: ShutdownRequest) -> TtrpcResult<Empty> {
+        // A grouped shim serves a whole pod: exit only when its last container is
+        // gone. containerd 2.x asks after every task delete, 1.x after the last.
+        match self.members().await {
+            0 => {
+                tracing::info!(id = %req.id, "shutdown: no containers left");
+                self.exit.signal();
+            }
+            n => tracing::info!(id = %req.id, members = n, "shutdown declined"),
         }
         Ok(Empty::new())
     }

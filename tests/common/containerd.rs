@@ -73,3 +73,16 @@ pub fn restart_containerd(env: &Env) {
     );
     assert_eq!(containerd_path(env), path, "the restarted containerd has another PATH");
 }
+
+/// The version the containerd at `address` reports (`ctr version`'s Server part), e.g. "v2.3.7".
+pub fn server_version(address: &str) -> String {
+    let out = super::bounded(10, "ctr").args(["--address", address, "version"]).output().expect("run ctr version");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let server = text.split("Server:").nth(1).unwrap_or_default();
+    server.lines().find_map(|l| l.trim().strip_prefix("Version:")).map(|v| v.trim().to_string()).unwrap_or_default()
+}
+
+/// containerd 2.x (which asks a shim to shut down after every task delete).
+pub fn is_v2(address: &str) -> bool {
+    server_version(address).trim_start_matches('v').starts_with('2')
+}
