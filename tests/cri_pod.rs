@@ -1,6 +1,7 @@
-//! Kubernetes CRI end to end: containerd 1.6's own CRI plugin, driven over its
-//! socket by a CRI v1 client, runs pods through the runtime handler `mica`
-//! (examples/containerd-config.toml, runtime_type io.containerd.mica.v2). The
+//! Kubernetes CRI end to end: containerd's own CRI plugin (1.6, 1.7 or 2.3),
+//! driven over its socket by a CRI v1 client, runs pods through the runtime
+//! handler `mica` (examples/containerd-config.toml, or -v3.toml on 2.x;
+//! runtime_type io.containerd.mica.v2). The
 //! product's headline: one RuntimeClass for a pod that mixes a Linux container
 //! (crun, in the pod's namespaces) and an RTOS container (a client of micad,
 //! here `micrun sim`), all under one shim process, and nothing left once the

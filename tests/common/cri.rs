@@ -18,7 +18,8 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::common::{self, Env};
 
-/// The runtime handler scripts/lib-cri.sh registers (examples/containerd-config.toml).
+/// The runtime handler scripts/lib-cri.sh registers (examples/containerd-config.toml,
+/// examples/containerd-config-v3.toml on containerd 2.x).
 pub const HANDLER: &str = "mica";
 /// A CRI call that takes longer has hung; fail rather than wait for ever.
 const CALL_BOUND: Duration = Duration::from_secs(60);
