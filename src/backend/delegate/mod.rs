@@ -6,6 +6,7 @@ pub mod cli;
 pub mod console;
 pub mod profile;
 pub mod sealed;
+mod spec_version;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -73,6 +74,12 @@ pub async fn create(ctx: &CreateContext<'_>, name: &str, notices: NoticeSender) 
     };
     tracing::info!(id = ctx.id, delegate = name, binary = %cli.binary.display(), root = %cli.root.display(),
         systemd_cgroup = cli.systemd_cgroup, "delegate chosen");
+
+    if let Some(max) = &cli.profile.oci_version_max {
+        if let Some(from) = spec_version::cap(ctx.bundle, max)? {
+            tracing::info!(id = ctx.id, delegate = name, from = %from, to = %max, "spec version lowered for the delegate");
+        }
+    }
 
     let pid_file = ctx.work_dir.join("init.pid");
     let args: Vec<OsString> = vec!["create".into(), "--bundle".into(), ctx.bundle.into(), "--pid-file".into(), (&pid_file).into()];
@@ -155,6 +162,7 @@ pub async fn force_delete(left: &DelegateLeftover, id: &str) -> Result<()> {
             global_args: left.global_args.clone(),
             log: Default::default(),
             sealed_exec: left.sealed_exec,
+            oci_version_max: None,
         },
         binary: left.binary.clone(),
         root: left.root.clone(),

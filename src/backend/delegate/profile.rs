@@ -27,6 +27,9 @@ pub struct Profile {
     /// runtimes that otherwise make that copy themselves at every start.
     #[serde(default)]
     pub sealed_exec: bool,
+    /// The newest OCI spec version the runtime accepts (see spec_version.rs).
+    #[serde(default)]
+    pub oci_version_max: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
