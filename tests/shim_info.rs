@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::containerd::containerd_path;
@@ -16,18 +16,28 @@ use containerd_shim::protos::types::introspection::RuntimeInfo;
 
 const FEATURES_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/features/Features";
 
-/// Runs `shim -info` as containerd does: options on stdin, containerd's PATH.
-fn info(env: &Env, options: &[u8]) -> (RuntimeInfo, String) {
-    let mut child = Command::new(&env.shim)
+/// `shim -info` as containerd starts it: containerd's PATH, all three streams piped.
+fn spawn_info(env: &Env) -> Child {
+    Command::new(&env.shim)
         .arg("-info")
         .env("PATH", containerd_path(env))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run the shim");
+        .expect("run the shim")
+}
+
+/// `shim -info` with `options` written to its stdin, which is then closed.
+fn info_with(env: &Env, options: &[u8]) -> Output {
+    let mut child = spawn_info(env);
     child.stdin.take().unwrap().write_all(options).unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `shim -info` as containerd does: options on stdin, containerd's PATH.
+fn info(env: &Env, options: &[u8]) -> (RuntimeInfo, String) {
+    let out = info_with(env, options);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "-info failed: {} {stderr}", out.status);
     (RuntimeInfo::parse_from_bytes(&out.stdout).expect("stdout is a RuntimeInfo protobuf"), stderr)
@@ -101,15 +111,7 @@ fn info_reports_the_named_delegates_features() {
 #[test]
 fn info_refuses_a_path_as_binary_name() {
     let env = env();
-    let mut child = Command::new(&env.shim)
-        .arg("-info")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&runc_options("/bin/sh")).unwrap();
-    let out: Run = child.wait_with_output().unwrap().into();
+    let out: Run = info_with(&env, &runc_options("/bin/sh")).into();
     assert_ne!(out.code, 0, "{}", show(&out));
     assert!(out.stderr.contains("not a path"), "{}", show(&out));
     assert!(out.stdout.is_empty());
@@ -118,13 +120,7 @@ fn info_refuses_a_path_as_binary_name() {
 #[test]
 fn info_never_blocks_on_a_stdin_left_open() {
     let env = env();
-    let mut child = Command::new(&env.shim)
-        .arg("-info")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_info(&env);
     let _open = child.stdin.take();
     let t = Instant::now();
     let status = loop {
