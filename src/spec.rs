@@ -28,6 +28,15 @@ pub struct Root {
 pub struct Linux {
     pub cgroups_path: Option<String>,
     pub resources: Option<Resources>,
+    pub namespaces: Vec<Namespace>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Namespace {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub path: String,
 }
 
 /// The OCI `linux.resources` fields the mica backend maps to micad (also the body
@@ -68,6 +77,18 @@ impl BundleSpec {
 
     pub fn resources(&self) -> Option<&Resources> {
         self.linux.as_ref()?.resources.as_ref()
+    }
+
+    /// Whether the container's processes outlive its init: without a pid
+    /// namespace of its own (host pids, or one joined by path) nothing kills
+    /// them when init exits. containerd's runc shim then kills every process
+    /// left in the container (runc.ShouldKillAllOnExit); so do we.
+    pub fn kill_all_on_exit(&self) -> bool {
+        let new_pid_ns = self
+            .linux
+            .as_ref()
+            .is_some_and(|l| l.namespaces.iter().any(|n| n.kind == "pid" && n.path.is_empty()));
+        !new_pid_ns
     }
 
     /// The container's root filesystem: `root.path` (relative to the bundle), else `<bundle>/rootfs`.
@@ -115,6 +136,17 @@ mod tests {
         assert_eq!(BundleSpec::default().rootfs(Path::new("/b")), Path::new("/b/rootfs"));
         let abs: BundleSpec = serde_json::from_str(r#"{"root":{"path":"/x/rootfs"}}"#).unwrap();
         assert_eq!(abs.rootfs(Path::new("/b")), Path::new("/x/rootfs"));
+    }
+
+    #[test]
+    fn kill_all_on_exit_unless_a_pid_namespace_of_its_own() {
+        let spec = |ns: &str| -> BundleSpec {
+            serde_json::from_str(&format!(r#"{{"ociVersion":"1.3.0","linux":{{"namespaces":[{ns}]}}}}"#)).unwrap()
+        };
+        assert!(!spec(r#"{"type":"mount"},{"type":"pid"}"#).kill_all_on_exit());
+        assert!(spec(r#"{"type":"mount"},{"type":"network"}"#).kill_all_on_exit());
+        assert!(spec(r#"{"type":"pid","path":"/proc/42/ns/pid"}"#).kill_all_on_exit());
+        assert!(BundleSpec::default().kill_all_on_exit());
     }
 
     #[test]

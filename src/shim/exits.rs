@@ -86,6 +86,27 @@ impl Service {
         self.record_exit(&id, exec.as_deref(), ev.exit_code as u32, instance).await;
     }
 
+    /// A delegate container without a pid namespace of its own keeps its other
+    /// processes when init exits: kill them all before the exit is published,
+    /// as containerd's runc shim does (containerd's TestContainerKillInitPidHost
+    /// lists the host's processes right after the exit).
+    async fn kill_orphans(&self, id: &str, instance: &std::sync::Arc<dyn crate::backend::Instance>) {
+        if instance.leftovers().delegate.is_none() {
+            return;
+        }
+        let bundle = self.containers.lock().await.get(id).map(|c| c.bundle.clone());
+        let Some(bundle) = bundle else { return };
+        match crate::spec::BundleSpec::load(&bundle) {
+            Ok(spec) if spec.kill_all_on_exit() => {
+                if let Err(e) = instance.kill(None, nix::libc::SIGKILL as u32, true).await {
+                    tracing::warn!(id, error = %e, "init exited; killing the container's other processes failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(id, error = %e, "init exited; cannot tell whether its processes outlive it"),
+        }
+    }
+
     /// Applies an exit that arrived before the process's pid was known.
     pub(super) async fn claim_early_exit(&self, id: &str, exec: Option<&str>, pid: u32) {
         let Some(code) = self.unclaimed.lock().await.take(pid) else { return };
@@ -100,6 +121,9 @@ impl Service {
         if exec.is_none() && instance.oom_at_exit().await {
             tracing::info!(id, "init was OOM-killed");
             self.publish(TaskOOM { container_id: id.into(), ..Default::default() }).await;
+        }
+        if exec.is_none() {
+            self.kill_orphans(id, &instance).await;
         }
         let recorded = {
             let mut map = self.containers.lock().await;
