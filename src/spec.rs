@@ -108,6 +108,23 @@ pub fn check_json_object(bytes: &[u8], what: &str) -> Result<(), String> {
         .map_err(|e| format!("{what} is not a JSON object: {e}"))
 }
 
+/// An exec's process spec with `terminal` set as the exec request says. The
+/// request's flag decides whether containerd made a terminal's stdio; the spec
+/// is often the container's own process, copied (containerd's client suite
+/// asks for a terminal over a spec saying `false`). containerd's runc shim
+/// overrides the spec's flag with the request's; crun with `false` in the
+/// spec sends no console at all. Bytes already agreeing come back unchanged.
+pub fn exec_process_terminal(process: &[u8], terminal: bool) -> Result<Vec<u8>, String> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(process).map_err(|e| format!("exec process spec: {e}"))?;
+    let obj = v.as_object_mut().ok_or("exec process spec is not a JSON object")?;
+    if obj.get("terminal").and_then(|t| t.as_bool()).unwrap_or(false) == terminal {
+        return Ok(process.to_vec());
+    }
+    obj.insert("terminal".into(), serde_json::Value::Bool(terminal));
+    serde_json::to_vec(&v).map_err(|e| format!("exec process spec: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +153,21 @@ mod tests {
         assert_eq!(BundleSpec::default().rootfs(Path::new("/b")), Path::new("/b/rootfs"));
         let abs: BundleSpec = serde_json::from_str(r#"{"root":{"path":"/x/rootfs"}}"#).unwrap();
         assert_eq!(abs.rootfs(Path::new("/b")), Path::new("/x/rootfs"));
+    }
+
+    #[test]
+    fn exec_terminal_follows_the_request() {
+        let p = br#"{"args":["sh"],"terminal":false,"cwd":"/"}"#;
+        let v: serde_json::Value = serde_json::from_slice(&exec_process_terminal(p, true).unwrap()).unwrap();
+        assert_eq!(v["terminal"], true);
+        assert_eq!(v["args"][0], "sh");
+        assert_eq!(exec_process_terminal(p, false).unwrap(), p.to_vec());
+        let v: serde_json::Value = serde_json::from_slice(&exec_process_terminal(br#"{"args":["sh"]}"#, true).unwrap()).unwrap();
+        assert_eq!(v["terminal"], true);
+        let t = br#"{"terminal":true}"#;
+        let v: serde_json::Value = serde_json::from_slice(&exec_process_terminal(t, false).unwrap()).unwrap();
+        assert_eq!(v["terminal"], false);
+        assert!(exec_process_terminal(b"[]", true).is_err());
     }
 
     #[test]

@@ -276,7 +276,7 @@ impl Task for Service {
     async fn exec(&self, _ctx: &TtrpcContext, req: ExecProcessRequest) -> TtrpcResult<Empty> {
         let spec = req.spec.as_ref().ok_or_else(|| status(Error::InvalidArgument("exec request carries no process spec".into())))?;
         check_json_object(&spec.value, "exec process spec").map_err(|e| status(Error::InvalidArgument(e)))?;
-        let process = spec.value.clone();
+        let process = crate::spec::exec_process_terminal(&spec.value, req.terminal).map_err(|e| status(Error::InvalidArgument(e)))?;
         let instance = self
             .with(&req.id, |c| {
                 if c.init.status != Status::Running {
