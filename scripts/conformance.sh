@@ -54,6 +54,16 @@ done
 for d in "${DELEGATES[@]}"; do
     case $d in crun | runc | youki) ;; *) micrun_die "unknown delegate '$d' (crun, runc, youki)"; exit 2 ;; esac
 done
+conf_install_deps() {
+    micrun_install_deps
+    # youki maps user namespaces with more than one range through
+    # newuidmap/newgidmap (TestUserNamespaces); crun and runc write the maps
+    # themselves
+    if [[ " ${DELEGATES[*]} " == *" youki "* ]] && ! command -v newuidmap >/dev/null 2>&1; then
+        micrun_log "apt-get install uidmap (for youki)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq uidmap >/dev/null
+    fi
+}
 
 T0=$(date +%s)
 
@@ -415,35 +425,50 @@ conf_run_one() {
         else
             args+=(-no-daemon)
         fi
-        start=$(date +%s%N)
-        rc=0
-        (cd "$dir/tmp" && env "$@" TMPDIR="$dir/tmp" PATH="$extra_path:$PATH" \
-            TEST_RUNTIME="$runtime" RUNC_FLAVOR="$flavor" CONTAINERD_TEST_IMAGE_LIST="$WORK/images.toml" \
-            timeout -s KILL "$TEST_TIMEOUT" "$SUITE" "${args[@]}") >"$dir/logs/$t.log" 2>&1 || rc=$?
-        secs=$(( ($(date +%s%N) - start) / 1000000 ))
-        if grep -q "^--- FAIL: $t " "$dir/logs/$t.log"; then
-            res=FAIL
-        elif grep -q "^--- PASS: $t " "$dir/logs/$t.log"; then
-            res=PASS
-        elif grep -q "^--- SKIP: $t " "$dir/logs/$t.log"; then
-            res=SKIP
-        elif ((rc == 137)); then
-            res=FAIL
-            echo "conformance.sh: killed after ${TEST_TIMEOUT}s" >>"$dir/logs/$t.log"
-        else
-            res=FAIL
-        fi
-        printf '%s %s %d.%03d\n' "$t" "$res" $((secs / 1000)) $((secs % 1000)) >>"$dir/results"
-        printf '  %-55s %s (%d.%ds)\n' "$t" "$res" $((secs / 1000)) $((secs % 1000 / 100)) >&2
-        # a failed test may leave its task running (its deferred deletes do
-        # not kill); later tests would count it (TestContainerList, the ps
-        # checks of TestContainerKillInit*): remove it
-        if ((own && rc == 137)); then
-            conf_kill_work_procs "$dir"
-            conf_clean_suite_dirs
-        elif ((!own)) && [[ $res == FAIL ]]; then
-            conf_reap_namespace "$sock"
-        fi
+        local attempt
+        for attempt in 1 2; do
+            start=$(date +%s%N)
+            rc=0
+            # timeout kills its whole process group, itself too: the outer
+            # subshell keeps bash's "Killed" notice off the terminal
+            ( (cd "$dir/tmp" && env "$@" TMPDIR="$dir/tmp" PATH="$extra_path:$PATH" \
+                TEST_RUNTIME="$runtime" RUNC_FLAVOR="$flavor" CONTAINERD_TEST_IMAGE_LIST="$WORK/images.toml" \
+                timeout -s KILL "$TEST_TIMEOUT" "$SUITE" "${args[@]}") >"$dir/logs/$t.log" 2>&1) 2>/dev/null || rc=$?
+            secs=$(( ($(date +%s%N) - start) / 1000000 ))
+            if grep -q "^--- FAIL: $t " "$dir/logs/$t.log"; then
+                res=FAIL
+            elif grep -q "^--- PASS: $t " "$dir/logs/$t.log"; then
+                res=PASS
+            elif grep -q "^--- SKIP: $t " "$dir/logs/$t.log"; then
+                res=SKIP
+            else
+                res=FAIL
+                ((rc == 137)) && echo "conformance.sh: killed after ${TEST_TIMEOUT}s" >>"$dir/logs/$t.log"
+            fi
+            printf '  %-55s %s (%d.%ds)\n' "$t" "$res" $((secs / 1000)) $((secs % 1000 / 100)) >&2
+            # a failed test may leave its task running (its deferred deletes do
+            # not kill); later tests would count it (TestContainerList, the ps
+            # checks of TestContainerKillInit*): remove it
+            if ((own && rc == 137)); then
+                conf_kill_work_procs "$dir"
+                conf_clean_suite_dirs
+            elif ((!own)) && [[ $res == FAIL ]]; then
+                conf_reap_namespace "$sock"
+            fi
+            # One second try where micrun fails a test the reference passed:
+            # some tests race on a loaded 2-core machine whatever the runtime
+            # (TestContentClient's ingest cleanup); the first log is kept.
+            if ((attempt == 1)) && [[ $res == FAIL && $label != reference ]] \
+                && grep -qx "$t PASS" "$WORK/reference/results" 2>/dev/null; then
+                mv "$dir/logs/$t.log" "$dir/logs/$t.first.log"
+                continue
+            fi
+            if ((attempt == 2)) && [[ $res == PASS ]]; then
+                echo "$t" >>"$dir/second-try"
+            fi
+            break
+        done
+        printf '%s %s\n' "$t" "$res" >>"$dir/results"
     done
     if ((own == 0)); then
         conf_reap_namespace "$sock"
@@ -454,9 +479,10 @@ conf_run_one() {
 }
 
 # DIR/crun: crun with the bundle's ociVersion lowered to 1.1.0 where it is
-# higher. Debian 12's crun 1.8.1 refuses any spec above 1.1 ("unknown version
-# specified") and containerd 2.3 writes 1.3.0; crun 1.8 reads the same
-# content either way. Both runtimes under test get the same wrapper.
+# higher, for the reference. Debian 12's crun 1.8.1 refuses any spec above 1.1
+# ("unknown version specified") and containerd 2.3 writes 1.3.0; crun 1.8
+# reads the same content either way. micrun does the same itself (its crun
+# profile's oci_version_max) and runs the plain crun.
 conf_crun_wrapper() {
     local dir=$1 crun
     crun=$(command -v crun) || { micrun_die "crun not on PATH"; return 1; }
@@ -498,7 +524,7 @@ conf_teardown() {
 # --------------------------------------------------------------------------
 
 conf_load_expectations
-micrun_install_deps
+conf_install_deps
 micrun_cgroup_fix
 if [[ ${MICRUN_NO_BUILD:-0} != 1 ]]; then
     micrun_log "build (scripts/build.sh)"
@@ -552,7 +578,6 @@ for d in "${DELEGATES[@]}"; do
     mkdir -p "$WORK/micrun-$d/state"
     printf 'state_root = "%s"\n\n[delegate]\ndefault = "%s"\n' "$WORK/micrun-$d/state" "$d" >"$WORK/micrun-$d.toml"
     extra="$SHIM_DIR:$BINDIR"
-    [[ $d == crun ]] && extra="$WORK/crun:$extra"
     conf_run_one "micrun-$d" "$MICRUN_RUNTIME" "micrun-$d" "$extra" MICRUN_CONFIG="$WORK/micrun-$d.toml"
 done
 
@@ -600,6 +625,12 @@ for t in "${ALL_TESTS[@]}"; do
         fi
     done
     echo "$line"
+done
+for d in "${DELEGATES[@]}"; do
+    [[ -f $WORK/micrun-$d/second-try ]] || continue
+    while read -r t; do
+        notes+=("note [$d] $t failed once and passed on a second try")
+    done <"$WORK/micrun-$d/second-try"
 done
 echo
 printf '%s\n' ${notes[@]+"${notes[@]}"}
