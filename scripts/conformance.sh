@@ -429,11 +429,13 @@ conf_run_one() {
         for attempt in 1 2; do
             start=$(date +%s%N)
             rc=0
-            # timeout kills its whole process group, itself too: the outer
-            # subshell keeps bash's "Killed" notice off the terminal
-            ( (cd "$dir/tmp" && env "$@" TMPDIR="$dir/tmp" PATH="$extra_path:$PATH" \
+            # --foreground: timeout kills the test binary only, not its own
+            # process group (this script); what the test started is cleaned
+            # up below
+            (cd "$dir/tmp" && env "$@" TMPDIR="$dir/tmp" PATH="$extra_path:$PATH" \
                 TEST_RUNTIME="$runtime" RUNC_FLAVOR="$flavor" CONTAINERD_TEST_IMAGE_LIST="$WORK/images.toml" \
-                timeout -s KILL "$TEST_TIMEOUT" "$SUITE" "${args[@]}") >"$dir/logs/$t.log" 2>&1) 2>/dev/null || rc=$?
+                timeout --foreground -s KILL "$TEST_TIMEOUT" "$SUITE" "${args[@]}") >"$dir/logs/$t.log" 2>&1 || rc=$?
+            ((rc == 124)) && rc=137
             secs=$(( ($(date +%s%N) - start) / 1000000 ))
             if grep -q "^--- FAIL: $t " "$dir/logs/$t.log"; then
                 res=FAIL
