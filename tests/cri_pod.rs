@@ -58,8 +58,16 @@ fn setup() -> Setup {
     let v = cri.version();
     assert_eq!(v.runtime_name, "containerd", "CRI Version: {v:?}");
     let demo = demo_image(&ce.env);
+    // CRI learns of an image imported through containerd's image service from
+    // containerd's ImageCreate event, asynchronously: containerd 2.3 was seen
+    // answering ImageStatus before it had handled the event of an import
+    // that had already returned. Give it a bounded moment.
     for image in [ce.env.image.as_str(), demo.as_str()] {
-        assert!(cri.image(image).is_some(), "CRI does not know image {image} (imported into {})", ce.env.namespace);
+        assert!(
+            wait_until(Duration::from_secs(10), || cri.image(image).is_some()),
+            "CRI does not know image {image} (imported into {}) within 10 s",
+            ce.env.namespace
+        );
     }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cri-logs");
     std::fs::create_dir_all(&dir).unwrap();
