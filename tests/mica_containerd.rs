@@ -189,6 +189,23 @@ fn update_memory_reaches_micad_on_xen() {
     assert_nothing_left(&env, &sim, &id);
 }
 
+/// micad reports no usage: the metrics are empty, not an error (containerd
+/// 2.x's CRI collects them every second and logs every error).
+#[test]
+fn metrics_of_an_rtos_are_empty_not_an_error() {
+    let env = common::env();
+    let sim = Sim::start(&env, "baremetal");
+    let id = unique_id("rtos-metrics");
+    run_detached_cat(&env, &sim, &id, &[]);
+    let r = env.ctr(&["task", "metrics", "--format", "json", &id]);
+    assert_eq!(r.code, 0, "ctr task metrics: {}", common::show(&r));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    let figures = v.as_object().map(|o| o.values().filter(|x| !x.is_null()).count()).unwrap_or(0);
+    assert_eq!(figures, 0, "an RTOS has no usage figures, got {}", r.stdout);
+    env.remove(&id);
+    assert_nothing_left(&env, &sim, &id);
+}
+
 #[test]
 fn update_on_bare_metal_fails_clearly() {
     let env = common::env();
