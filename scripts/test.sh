@@ -10,6 +10,11 @@
 #     bash scripts/test.sh some_test_name        # extra arguments go to the
 #                                                # test binaries (after "--")
 #
+# The full run (no series, no arguments) then runs containerd's own integration
+# suite against micrun beside containerd's runc shim (scripts/conformance.sh
+# containerd, judged by tests/conformance/containerd-v2.3.txt); MICRUN_CONFORMANCE=0
+# leaves it out, =1 adds it to any run.
+#
 # 1.6 is Debian's containerd 1.6.20; 1.7 and 2.3 are built once per machine
 # from the Go module proxy (scripts/lib-peers.sh). Prints one summary line per
 # series and ends with the line "N passed, N failed" (all series). Tears
@@ -87,6 +92,24 @@ for s in "${series[@]}"; do
     fi
     summary+=("containerd $s ($version): $passed passed, $failed failed: $verdict")
 done
+
+# containerd's own integration suite against micrun (crun) beside containerd's
+# runc shim, judged by tests/conformance/containerd-v2.3.txt: with the full
+# matrix only (no series named, no test filter), or when MICRUN_CONFORMANCE=1.
+if [[ ${MICRUN_CONFORMANCE:-} == 1 || (-z ${MICRUN_CONFORMANCE:-} && -z ${MICRUN_CONTAINERD:-} && $# -eq 0) ]]; then
+    micrun_log "=== containerd's integration suite (scripts/conformance.sh containerd) ==="
+    set +e
+    MICRUN_NO_BUILD=1 bash "$MICRUN_REPO/scripts/conformance.sh" containerd 2>&1 | tee "$out"
+    status=${PIPESTATUS[0]}
+    set -e
+    counts=$(grep -a 'integration/client: ' "$out" | tail -n 1)
+    if ((status == 0)); then
+        summary+=("${counts:-containerd integration suite: no counts printed}: ok")
+    else
+        summary+=("${counts:-containerd integration suite: no counts printed}: FAILED (exit $status; UNEXPECTED lines above)")
+        rc=1
+    fi
+fi
 
 for line in "${summary[@]}"; do
     echo "$line"
