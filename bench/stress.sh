@@ -188,16 +188,10 @@ cpu_ns() {
 # The image: static busybox, and the `games` user (uid 5) that containerd-stress
 # asks for with oci.WithUsername.
 stress_image() {
-    local out=$1 ref=$2 work root applet
+    local out=$1 ref=$2 work root
     work=$(mktemp -d "$WORK/img.XXXX")
     root="$work/rootfs"
-    mkdir -p "$root"/{bin,etc,tmp,proc,sys,dev,root}
-    chmod 1777 "$root/tmp"
-    cp /bin/busybox "$root/bin/busybox"
-    while read -r applet; do
-        [[ -n $applet && $applet != busybox && $applet != */* ]] || continue
-        ln -sf busybox "$root/bin/$applet"
-    done < <(/bin/busybox --list)
+    micrun_busybox_root "$root"
     printf 'root:x:0:0:root:/root:/bin/sh\ngames:x:5:60:games:/usr/games:/bin/false\n' >"$root/etc/passwd"
     printf 'root:x:0:\ngames:x:60:\n' >"$root/etc/group"
     micrun__pack_image "$root" "$work" "$out" "$ref" "micrun bench/stress.sh: static busybox, user games" '"sh"'

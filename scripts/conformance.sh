@@ -195,14 +195,9 @@ conf__image() {
 
 # A root file system with the static busybox and its applets under DIR.
 conf_busybox_root() {
-    local root=$1 name=$2 applet
-    mkdir -p "$root"/{bin,sbin,etc,tmp,proc,sys,dev,root,run,var,usr/bin,usr/sbin}
-    chmod 1777 "$root/tmp"
-    cp /bin/busybox "$root/bin/busybox"
-    while read -r applet; do
-        [[ -n $applet && $applet != busybox && $applet != */* ]] || continue
-        ln -sf busybox "$root/bin/$applet"
-    done < <(/bin/busybox --list)
+    local root=$1 name=$2
+    micrun_busybox_root "$root"
+    mkdir -p "$root"/{sbin,run,var,usr/bin,usr/sbin}
     # the users of the public busybox image (the suite runs as some of them)
     cat >"$root/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh
@@ -300,7 +295,7 @@ EOF
 conf_start_containerd() {
     local dir=$1 extra_path=$2
     shift 2
-    local sock="$dir/containerd.sock" i pid
+    local sock="$dir/containerd.sock"
     mkdir -p "$dir/root"
     cat >"$dir/config.toml" <<EOF
 version = 3
@@ -329,20 +324,8 @@ EOF
     : >"$dir/containerd.log"
     env "$@" PATH="$extra_path:$PATH" "$BINDIR/containerd" --config "$dir/config.toml" \
         </dev/null >>"$dir/containerd.log" 2>&1 &
-    pid=$!
-    echo "$pid" >"$dir/containerd.pid"
-    for ((i = 0; i < 100; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 30 "$dir/containerd.log" >&2
-            micrun_die "containerd exited during start-up (log: $dir/containerd.log)"
-            return 1
-        fi
-        if [[ -S $sock ]] && timeout -s KILL 2 "$BINDIR/ctr" --address "$sock" version >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    micrun_die "containerd did not answer within 10 s (log: $dir/containerd.log)"
+    echo "$!" >"$dir/containerd.pid"
+    micrun_wait_containerd "$dir" "$BINDIR/ctr"
 }
 
 # Kills every process whose command line names DIR (daemons and shims the

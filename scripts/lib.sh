@@ -214,17 +214,22 @@ micrun_start_containerd() {
     # our shim first on its PATH, then the series' own containerd-shim-runc-v2
     PATH="$MICRUN_REPO/target/shim:$MICRUN_REPO/target/release:$bindir:$PATH" \
         "$bindir/containerd" --config "$dir/config.toml" </dev/null >>"$dir/containerd.log" 2>&1 &
-    local pid=$!
-    echo "$pid" >"$dir/containerd.pid"
+    echo "$!" >"$dir/containerd.pid"
+    micrun_wait_containerd "$dir" "$bindir/ctr"
+}
 
-    local i
+# Waits up to 10 s for the containerd started in DIR (pid in DIR/containerd.pid,
+# log in DIR/containerd.log) to answer CTR on DIR/containerd.sock.
+micrun_wait_containerd() {
+    local dir=$1 ctr=$2 pid i
+    pid=$(cat "$dir/containerd.pid")
     for ((i = 0; i < 100; i++)); do
         if ! kill -0 "$pid" 2>/dev/null; then
             tail -n 30 "$dir/containerd.log" >&2
             micrun_die "containerd exited during start-up (log: $dir/containerd.log)"
             return 1
         fi
-        if [[ -S $sock ]] && timeout -s KILL 2 "$bindir/ctr" --address "$sock" version >/dev/null 2>&1; then
+        if [[ -S $dir/containerd.sock ]] && timeout -s KILL 2 "$ctr" --address "$dir/containerd.sock" version >/dev/null 2>&1; then
             micrun_log "containerd ready (pid $pid) after ~$((i * 100)) ms"
             return 0
         fi
@@ -485,6 +490,20 @@ micrun__pack_image() {
     micrun_log "built image $ref -> $out ($(stat -c %s "$out_abs") bytes)"
 }
 
+# A root file system under ROOT with the static busybox and a link for each
+# of its applets in /bin (no /etc/passwd: each image writes its own users).
+micrun_busybox_root() {
+    local root=${1:?usage: micrun_busybox_root ROOT} applet
+    mkdir -p "$root"/{bin,etc,tmp,proc,sys,dev,root}
+    chmod 1777 "$root/tmp"
+    chmod 700 "$root/root"
+    install -m 755 /bin/busybox "$root/bin/busybox"
+    while read -r applet; do
+        [[ -n $applet && $applet != busybox && $applet != */* ]] || continue
+        ln -sf busybox "$root/bin/$applet"
+    done < <(/bin/busybox --list)
+}
+
 # CMD_JSON (optional) is the image's Cmd as JSON list items; default "sh".
 micrun_build_busybox_image() {
     local out=${1:?usage: micrun_build_busybox_image OUT_TAR REF [CMD_JSON]} ref=${2:?usage: micrun_build_busybox_image OUT_TAR REF [CMD_JSON]}
@@ -499,16 +518,7 @@ micrun_build_busybox_image() {
     local work
     work=$(mktemp -d /tmp/micrun-img.XXXXXX)
     local root="$work/rootfs"
-    mkdir -p "$root"/{bin,etc,tmp,proc,sys,dev,root}
-    chmod 1777 "$root/tmp"
-    chmod 700 "$root/root"
-    cp "$bb" "$root/bin/busybox"
-    chmod 755 "$root/bin/busybox"
-    local applet
-    while read -r applet; do
-        [[ -n $applet && $applet != busybox && $applet != */* ]] || continue
-        ln -sf busybox "$root/bin/$applet"
-    done < <("$bb" --list)
+    micrun_busybox_root "$root"
     printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
     printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 
