@@ -26,6 +26,9 @@ pub struct Container {
     pub init: Process,
     pub execs: HashMap<String, Process>,
     pub mounted_rootfs: Option<PathBuf>,
+    /// A Linux container whose processes outlive its init (no pid namespace of
+    /// its own): they are killed when init exits, as the runc shim does.
+    pub kill_all_on_exit: bool,
 }
 
 const RUNTIME_OPTIONS_URL: &str = "runtimeoptions.v1.Options";
@@ -202,6 +205,7 @@ pub async fn create(req: &CreateTaskRequest, namespace: &str, notices: NoticeSen
         init: Process::new(pid, stdio),
         execs: HashMap::new(),
         mounted_rootfs,
+        kill_all_on_exit: matches!(decision.route, Route::Delegate(_)) && spec.kill_all_on_exit(),
     })
 }
 

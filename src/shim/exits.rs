@@ -91,19 +91,11 @@ impl Service {
     /// as containerd's runc shim does (containerd's TestContainerKillInitPidHost
     /// lists the host's processes right after the exit).
     async fn kill_orphans(&self, id: &str, instance: &std::sync::Arc<dyn crate::backend::Instance>) {
-        if instance.leftovers().delegate.is_none() {
-            return;
-        }
-        let bundle = self.containers.lock().await.get(id).map(|c| c.bundle.clone());
-        let Some(bundle) = bundle else { return };
-        match crate::spec::BundleSpec::load(&bundle) {
-            Ok(spec) if spec.kill_all_on_exit() => {
-                if let Err(e) = instance.kill(None, nix::libc::SIGKILL as u32, true).await {
-                    tracing::warn!(id, error = %e, "init exited; killing the container's other processes failed");
-                }
+        let wanted = self.containers.lock().await.get(id).is_some_and(|c| c.kill_all_on_exit);
+        if wanted {
+            if let Err(e) = instance.kill(None, nix::libc::SIGKILL as u32, true).await {
+                tracing::warn!(id, error = %e, "init exited; killing the container's other processes failed");
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(id, error = %e, "init exited; cannot tell whether its processes outlive it"),
         }
     }
 
