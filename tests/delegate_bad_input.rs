@@ -1,7 +1,7 @@
 //! Bad input to the exec delegate, through a real containerd, our shim and real
 //! OCI runtimes: bad annotations, no runtime, a runtime failing at create, a bad
 //! config. Each must fail at Create with an error naming what is wrong, and
-//! leave nothing behind (DESIGN.md, "Nothing lost, nothing left behind"): no
+//! leave nothing behind ("nothing lost, nothing left behind"): no
 //! rootfs mount, no work dir, no micrun.json, no delegate state, no cgroup and
 //! no shim process.
 

@@ -108,7 +108,7 @@ per_delegate!(check_run_tty_resize: run_tty_resize_reaches_container_crun, run_t
 fn stdin_lines_reach_the_container() {
     let env = env();
     let id = unique_id("stdin");
-    // ctr never delivers EOF to the container (see TESTING.md), so the container
+    // ctr never delivers EOF to the container (README, "Using it with containerd"), so the container
     // reads exactly two lines and does not wait for the end of its input.
     let mut child = env
         .ctr_command(30)

@@ -2,7 +2,7 @@
 //! OCI runtimes: a shim killed with -9, a containerd restart, shim grouping,
 //! quick execs and containerd's runc runtime options.
 //!
-//! Principle checked throughout (DESIGN.md, "Nothing lost, nothing left behind"):
+//! Principle checked throughout ("nothing lost, nothing left behind"):
 //! the cleanup after a dead shim or a removed container leaves no rootfs mount, no
 //! work dir, no micrun.json, no delegate state, no cgroup and no shim process.
 //!

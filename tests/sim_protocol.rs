@@ -1,5 +1,5 @@
 //! `micrun sim` checked with raw bytes over unix sockets, independently of our own
-//! codec: every offset and text below is written out from MICAD.md.
+//! codec: every offset and text below is written out from micad's source.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::FileTypeExt;

@@ -1,5 +1,5 @@
 //! `micrun sim`: a simulator of openEuler MICA's micad that speaks its socket
-//! protocol byte for byte (MICAD.md), so the mica backend can be developed and
+//! protocol byte for byte (as micad implements it), so the mica backend can be developed and
 //! tested without MICA hardware. Like Zephyr's native_sim, host-native firmware
 //! runs as the RTOS; other firmware gets an emulated console.
 //!

@@ -1,5 +1,5 @@
 //! What the simulated micad answers, request by request. Texts are micad's where
-//! MICAD.md records them; where micad answers MICA-FAILED alone, so does this,
+//! micad's source gives them; where micad answers MICA-FAILED alone, so does this,
 //! and the reason goes to the simulator's log (micad's goes to syslog).
 
 use std::path::Path;

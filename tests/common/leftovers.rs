@@ -1,4 +1,4 @@
-//! What a container may leave behind (DESIGN.md, "Nothing lost, nothing left
+//! What a container may leave behind ("nothing lost, nothing left
 //! behind"): rootfs mounts, work dir, micrun.json, delegate state, cgroups and
 //! shim processes, checked present while it runs and gone after its cleanup.
 

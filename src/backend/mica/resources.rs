@@ -1,5 +1,5 @@
 //! OCI `linux.resources` → micad's create-message fields and `set` requests
-//! (MICAD.md, "Resource mapping"). Pure functions, so every rule is tested here.
+//! (README, "RTOS containers"). Pure functions, so every rule is tested here.
 
 use super::protocol::{Pedestal, SetKey};
 use crate::backend::{Error, Result};
