@@ -12,10 +12,12 @@
 #                                     containerd, ctr and containerd-shim-runc-v2 of series S
 #   micrun_containerd_version_of S    the version series S stands for (v1.6.20 is Debian's)
 #   micrun_containerd_source S        a writable copy of S's module (for its tests)
+#   micrun_crictl                     build if missing; print the path of crictl
 
 MICRUN_CONTAINERD_2_3="${MICRUN_CONTAINERD_2_3:-v2.3.7}"
 MICRUN_CONTAINERD_1_7="${MICRUN_CONTAINERD_1_7:-v1.7.35}"
 MICRUN_PEERS_DIR="${MICRUN_PEERS_DIR:-/var/cache/micrun/peers}"
+MICRUN_CRI_TOOLS="${MICRUN_CRI_TOOLS:-v1.37.0}"
 
 micrun_containerd_series() {
     local s=${1:-${MICRUN_CONTAINERD:-1.6}}
@@ -132,4 +134,22 @@ micrun_containerd_bindir() {
     bin="$MICRUN_PEERS_DIR/containerd-$ver/bin"
     micrun__containerd_built "$bin" || micrun__build_containerd "$series" >&2 || return 1
     echo "$bin"
+}
+
+# crictl, the CLI the README's Kubernetes walk-through uses (and
+# tests/crictl_example.rs runs). cri-tools' go.mod has no replace or exclude
+# directive, so `go install pkg@V` builds it straight from the proxy; critest
+# shares the directory (scripts/lib-critest.sh).
+micrun_crictl() {
+    local dir="$MICRUN_PEERS_DIR/cri-tools-$MICRUN_CRI_TOOLS" out
+    if [[ ! -x $dir/crictl ]]; then
+        mkdir -p "$dir"
+        micrun_log "building crictl $MICRUN_CRI_TOOLS from the Go module proxy into $dir (once per machine)"
+        if ! out=$(GOBIN="$dir" micrun__go install "sigs.k8s.io/cri-tools/cmd/crictl@$MICRUN_CRI_TOOLS" 2>&1); then
+            micrun_die "the Go module proxy ($(micrun__go env GOPROXY)) did not serve crictl $MICRUN_CRI_TOOLS, or it did not build: $out"
+            return 1
+        fi
+        [[ -x $dir/crictl ]] || { micrun_die "go install left no $dir/crictl"; return 1; }
+    fi
+    echo "$dir/crictl"
 }
