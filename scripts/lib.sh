@@ -547,6 +547,8 @@ micrun_test_env() {
         export MICRUN_TEST_CRI_STATE="$dir/cri"
         export MICRUN_TEST_CRI_NAMESPACE="$MICRUN_CRI_NS"
         export MICRUN_TEST_CRI_CONFIG="$dir/cri/micrun-cri.toml"
+        # crictl for tests/crictl_example.rs (built once per machine); empty when it cannot be built, which that test reports
+        export MICRUN_CRICTL="$(micrun_crictl || true)"
     fi
 }
 
