@@ -139,17 +139,23 @@ micrun_containerd_bindir() {
 # crictl, the CLI the README's Kubernetes walk-through uses (and
 # tests/crictl_example.rs runs). cri-tools' go.mod has no replace or exclude
 # directive, so `go install pkg@V` builds it straight from the proxy; critest
-# shares the directory (scripts/lib-critest.sh).
+# shares the directory (scripts/lib-critest.sh). The version is stamped as
+# cri-tools' Makefile does, so `crictl --version` tells which one a log shows.
 micrun_crictl() {
     local dir="$MICRUN_PEERS_DIR/cri-tools-$MICRUN_CRI_TOOLS" out
-    if [[ ! -x $dir/crictl ]]; then
+    local want="crictl version ${MICRUN_CRI_TOOLS#v}"
+    if [[ ! -x $dir/crictl || $("$dir/crictl" --version 2>/dev/null) != "$want" ]]; then
         mkdir -p "$dir"
         micrun_log "building crictl $MICRUN_CRI_TOOLS from the Go module proxy into $dir (once per machine)"
-        if ! out=$(GOBIN="$dir" micrun__go install "sigs.k8s.io/cri-tools/cmd/crictl@$MICRUN_CRI_TOOLS" 2>&1); then
+        if ! out=$(GOBIN="$dir" micrun__go install -ldflags "-X sigs.k8s.io/cri-tools/pkg/version.Version=${MICRUN_CRI_TOOLS#v}" \
+            "sigs.k8s.io/cri-tools/cmd/crictl@$MICRUN_CRI_TOOLS" 2>&1); then
             micrun_die "the Go module proxy ($(micrun__go env GOPROXY)) did not serve crictl $MICRUN_CRI_TOOLS, or it did not build: $out"
             return 1
         fi
-        [[ -x $dir/crictl ]] || { micrun_die "go install left no $dir/crictl"; return 1; }
+        [[ $("$dir/crictl" --version 2>/dev/null) == "$want" ]] || {
+            micrun_die "go install left no $dir/crictl answering '$want'"
+            return 1
+        }
     fi
     echo "$dir/crictl"
 }
