@@ -542,6 +542,8 @@ micrun_test_env() {
     export MICRUN_TEST_IMAGE="$MICRUN_IMAGE_REF"
     export MICRUN_TEST_STATE="$dir"
     export MICRUN_SHIM="$MICRUN_REPO/target/shim/$MICRUN_SHIM_NAME"
+    # nerdctl 2.x for tests/nerdctl*.rs (built once per machine); empty when it cannot be built, which they report
+    export MICRUN_NERDCTL="$(micrun_nerdctl || true)"
     if [[ -d $dir/cri ]]; then
         export MICRUN_TEST_CRI_ADDRESS="$dir/cri/containerd.sock"
         export MICRUN_TEST_CRI_STATE="$dir/cri"
@@ -629,3 +631,9 @@ micrun__teardown() {
 
 # shellcheck source=scripts/lib-registry.sh
 . "$MICRUN_REPO/scripts/lib-registry.sh"
+
+# shellcheck source=scripts/lib-critest.sh
+. "$MICRUN_REPO/scripts/lib-critest.sh"
+
+# shellcheck source=scripts/lib-nerdctl.sh
+. "$MICRUN_REPO/scripts/lib-nerdctl.sh"
