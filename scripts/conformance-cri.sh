@@ -13,7 +13,7 @@
 #
 # Everything runs inside a network namespace made for the run (containerd, its
 # CNI bridge and pods, the registry, critest), removed on exit. The images
-# critest pulls are built here from Debian's busybox-static and small files
+# critest pulls are built here from Debian's busybox package and small files
 # (web servers are busybox httpd behind the names the specs look for), pushed
 # to a loopback registry under their original paths and served under their
 # original names (registry.k8s.io/..., gcr.io/...) through containerd's
@@ -52,7 +52,7 @@ CRI_TIMEOUT=${MICRUN_CRITEST_TIMEOUT:-3600}
 # images (cri-tools v1.37.0: pkg/framework/util.go, pkg/validate/consts*.go,
 # security_context_linux.go, multi_container_linux.go, images/build)
 
-# Debian's busybox-static has no ipcs and no pgrep, which the specs run
+# Debian's busybox has no ipcs and no pgrep, which the specs run
 cri_missing_applets() {
     local root=$1
     cat >"$root/bin/ipcs" <<'EOF'
@@ -102,6 +102,58 @@ EOF
     chmod 755 "$dir/usr/sbin/nginx"
 }
 
+# Debian's busybox-static is a standalone shell: its sh runs `ls` in-process
+# even where /bin/ls is masked (MaskedPaths). Debian's `busybox` package, the
+# dynamic one, execs /bin/ls as the public image's does. Both packages cannot
+# be installed together: the .deb is fetched with apt-get download and
+# unpacked once per version under /var/cache/micrun/debs (CRI_BUSYBOX).
+cri_fetch_busybox() {
+    local ver tmp
+    ver=$(apt-cache policy busybox 2>/dev/null | sed -n 's/^ *Candidate: //p')
+    [[ -n $ver && $ver != "(none)" ]] || { apt-get update -qq; ver=$(apt-cache policy busybox | sed -n 's/^ *Candidate: //p'); }
+    [[ -n $ver && $ver != "(none)" ]] || { micrun_die "apt knows no busybox package"; return 1; }
+    CRI_BUSYBOX="/var/cache/micrun/debs/busybox-${ver//[:\/]/_}"
+    [[ -x $CRI_BUSYBOX/bin/busybox ]] && return 0
+    tmp=$(mktemp -d /tmp/micrun-deb.XXXX)
+    micrun_log "apt-get download busybox $ver (the critest images' shell)"
+    # apt's sandbox user cannot write the temp dir: it warns and downloads as root
+    if ! (cd "$tmp" && apt-get download "busybox=$ver" >"$tmp/log" 2>&1) || ! dpkg-deb -x "$tmp"/busybox_*.deb "$tmp/x"; then
+        cat "$tmp/log" >&2
+        rm -rf "$tmp"
+        micrun_die "could not fetch Debian's busybox package"
+        return 1
+    fi
+    mkdir -p "$(dirname "$CRI_BUSYBOX")"
+    rm -rf "$CRI_BUSYBOX"
+    mv "$tmp/x" "$CRI_BUSYBOX"
+    rm -rf "$tmp"
+}
+
+# The public busybox image's layout under ROOT: busybox with its applets as
+# hard links in /bin (a masked /bin/ls hides that name only), the shared
+# libraries it needs, the users and groups of conf_busybox_root, ipcs and pgrep.
+cri_busybox_root() {
+    local root=$1 bb="$CRI_BUSYBOX/bin/busybox" a lib
+    conf_busybox_root "$root" critest
+    find "$root/bin" -mindepth 1 -delete
+    install -m 755 "$bb" "$root/bin/busybox"
+    while read -r a; do
+        [[ -n $a && $a != busybox && $a != */* ]] && ln "$root/bin/busybox" "$root/bin/$a"
+    done < <("$bb" --list)
+    # its libraries at the paths the loader looks for them (ldd: "x => /path"
+    # and the loader itself)
+    for lib in $(ldd "$bb" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+    cri_missing_applets "$root"
+}
+
+# A static program from C source $1 at $2 (what busybox has no stand-in for).
+cri_cc() {
+    gcc -static -Os -o "$2" "$1" || { micrun_die "gcc -static $1 failed (needs gcc and libc6-dev)"; return 1; }
+}
+
 # Builds the images and pushes them to MICRUN_REGISTRY under their paths.
 cri_images() {
     local reg=$MICRUN_REGISTRY img="$WORK/img" e2e k8s arch t
@@ -111,8 +163,7 @@ cri_images() {
     rm -rf "$img"
     mkdir -p "$img"
     # one base layer for all: busybox, the public busybox image's users
-    conf_busybox_root "$img/base" critest
-    cri_missing_applets "$img/base"
+    cri_busybox_root "$img/base"
     cri_push() { # TAR REF...
         local tar=$1 ref
         shift
@@ -147,8 +198,7 @@ EOF
     mkdir -p "$img/nnp/usr/local/bin"
     printf '%s\n' '#include <stdio.h>' '#include <unistd.h>' \
         'int main(void) { printf("Effective uid: %d\n", (int)geteuid()); return 0; }' >"$img/nnp.c"
-    gcc -static -Os -o "$img/nnp/usr/local/bin/nnp" "$img/nnp.c" \
-        || { micrun_die "gcc -static failed (the nonewprivs image needs gcc and libc6-dev)"; return 1; }
+    cri_cc "$img/nnp.c" "$img/nnp/usr/local/bin/nnp" || return 1
     chmod 4755 "$img/nnp/usr/local/bin/nnp"
     CONF_IMAGE_EXTRA='"Entrypoint":["/usr/local/bin/nnp"]' \
         conf_pack_layers "$img/nnp.tar" nonewprivs '' "$img/base" "$img/nnp"
@@ -179,14 +229,33 @@ EOF
     cri_push "$img/t-test.tar" "$k8s/test-image-tag:test"
     cri_push "$img/t-all.tar" "$k8s/test-image-tag:all"
     cri_push "$img/t-same-image.tar" "$k8s/test-image-tags:1" "$k8s/test-image-tags:2" "$k8s/test-image-tags:3"
-    # pause images: registry.k8s.io/pause:3.9 and k8s.gcr.io/pause:3.9 are
-    # one path on the one registry; the sandbox image differs from it
+    # pause images: a process named "pause" (containers share the pod's PID
+    # namespace by default, and a spec greps their processes for "sleep")
+    # that ends on SIGTERM and reaps orphans. registry.k8s.io/pause:3.9 and
+    # k8s.gcr.io/pause:3.9 are one path on the one registry; the sandbox
+    # image differs from it.
     mkdir -p "$img/p39" "$img/psb"
-    echo pause-3.9 >"$img/p39/pause"
-    echo sandbox >"$img/psb/pause"
-    conf_pack_layers "$img/p39.tar" pause '"sleep","2147483647"' "$img/base" "$img/p39"
+    cat >"$img/pause.c" <<'EOF'
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void quit(int s) { (void)s; _exit(0); }
+static void reap(int s) { (void)s; while (waitpid(-1, 0, WNOHANG) > 0) {} }
+int main(void) {
+    struct sigaction q = {.sa_handler = quit}, r = {.sa_handler = reap, .sa_flags = SA_NOCLDSTOP};
+    sigaction(SIGINT, &q, 0);
+    sigaction(SIGTERM, &q, 0);
+    sigaction(SIGCHLD, &r, 0);
+    for (;;) pause();
+}
+EOF
+    cri_cc "$img/pause.c" "$img/p39/pause" || return 1
+    cp "$img/p39/pause" "$img/psb/pause"
+    echo 3.9 >"$img/p39/version"
+    echo sandbox >"$img/psb/version"
+    CONF_IMAGE_EXTRA='"Entrypoint":["/pause"]' conf_pack_layers "$img/p39.tar" pause '' "$img/p39"
     cri_push "$img/p39.tar" "$reg/pause:3.9"
-    conf_pack_layers "$img/psb.tar" pause '"sleep","2147483647"' "$img/base" "$img/psb"
+    CONF_IMAGE_EXTRA='"Entrypoint":["/pause"]' conf_pack_layers "$img/psb.tar" pause '' "$img/psb"
     cri_push "$img/psb.tar" "$reg/${CRI_SANDBOX_IMAGE#*/}"
     rm -rf "$img"
 }
@@ -291,6 +360,7 @@ if [[ -z ${MICRUN__CRI_NETNS:-} ]]; then
         micrun_log "build (scripts/build.sh)"
         bash "$MICRUN_REPO/scripts/build.sh"
     fi
+    cri_fetch_busybox
     micrun_containerd_bindir "$CRI_SERIES" >/dev/null
     micrun_critest >/dev/null
     micrun_crane >/dev/null
@@ -304,7 +374,7 @@ if [[ -z ${MICRUN__CRI_NETNS:-} ]]; then
     args=()
     for h in "${HANDLERS[@]}"; do args+=(--handler "$h"); done
     [[ -n $FOCUS ]] && args+=(--focus "$FOCUS")
-    MICRUN__CRI_NETNS=$CRI_NETNS MICRUN_NO_BUILD=1 nsenter --net="/run/netns/$CRI_NETNS" \
+    CRI_BUSYBOX=$CRI_BUSYBOX MICRUN__CRI_NETNS=$CRI_NETNS MICRUN_NO_BUILD=1 nsenter --net="/run/netns/$CRI_NETNS" \
         bash "$MICRUN_REPO/scripts/conformance.sh" cri --containerd "$CRI_SERIES" "${args[@]}" || rc=$?
     exit "$rc"
 fi
