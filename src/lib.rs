@@ -9,6 +9,7 @@ pub mod annotations;
 pub mod backend;
 pub mod bootstrap;
 pub mod config;
+pub mod hooks;
 pub mod router;
 pub mod shim;
 pub mod sim;

@@ -9,9 +9,12 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, rename_all = "camelCase")]
 pub struct BundleSpec {
+    pub oci_version: String,
     pub annotations: HashMap<String, String>,
+    /// Run by the shim only for containers with no OCI runtime of their own (RTOS).
+    pub hooks: Option<crate::hooks::Hooks>,
     pub root: Option<Root>,
     pub linux: Option<Linux>,
 }

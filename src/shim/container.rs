@@ -244,7 +244,7 @@ pub async fn cleanup_dead(bundle: &Path, id: &str) -> Result<u32> {
         delegate::force_delete(d, id).await?;
     }
     if let Some(m) = &st.leftovers.mica {
-        mica::force_delete(m).await?;
+        mica::force_delete(m, bundle, id).await?;
     }
     unmount(st.mounted_rootfs.as_deref());
     let _ = std::fs::remove_dir_all(&st.work_dir);

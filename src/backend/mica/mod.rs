@@ -25,6 +25,7 @@ use self::watch::Life;
 use crate::annotations::Annotations;
 use crate::backend::{CreateContext, Error, Instance, Leftovers, Result, Stats};
 use crate::config::MicaConfig;
+use crate::hooks::{HookContext, Point};
 use crate::stdio::{IoCopy, StdioPaths};
 
 /// How long output may take to reach containerd after the RTOS halted.
@@ -50,6 +51,8 @@ pub struct MicaContainer {
     /// Annotation `container.auto_close`: rm the client as soon as the RTOS halts.
     auto_close: bool,
     client: MicadClient,
+    /// The spec's OCI hooks, which the shim runs itself: an RTOS has no OCI runtime.
+    hooks: HookContext,
     config: MicaConfig,
     stdio: StdioPaths,
     work: PathBuf,
@@ -71,6 +74,7 @@ pub async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
         )));
     }
     let pedestal = set.pedestal;
+    let hooks = hook_context(ctx)?;
     let client = MicadClient::new(&ctx.config.mica);
     if client.exists(&name) {
         // Never touch a client we did not create: no rm on this path.
@@ -108,12 +112,22 @@ pub async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
     tracing::info!(id = ctx.id, os = set.os.as_deref().unwrap_or("-"), auto_close = set.auto_close, pedestal = %pedestal, cpu = %msg.cpu, vcpu = msg.vcpu_num, memory_mib = msg.memory_mib,
         firmware = %fw.in_rootfs, "creating micad client");
     client.create(&msg).await.map_err(|e| micad_error("create the RTOS client", e))?;
+    if let Err(e) = run_create_hooks(&hooks).await {
+        // The spec's order after a failed prestart/createRuntime hook: destroy
+        // the container, then run poststop.
+        if let Err(rm) = client.rm(&name).await {
+            tracing::warn!(id = ctx.id, error = %rm, "removing the RTOS client after a failed hook");
+        }
+        hooks.run_logged(Point::Poststop).await;
+        return Err(Error::Failed(e));
+    }
     Ok(MicaContainer {
         id: ctx.id.into(),
         name,
         pedestal,
         auto_close: set.auto_close,
         client,
+        hooks,
         config: ctx.config.mica.clone(),
         stdio: ctx.stdio.clone(),
         work: ctx.work_dir.clone(),
@@ -121,6 +135,22 @@ pub async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
         life: Arc::new(Mutex::new(Life::default())),
         watcher: std::sync::Mutex::new(None),
     })
+}
+
+/// The container's hooks, checked before micad is asked for anything.
+fn hook_context(ctx: &CreateContext<'_>) -> Result<HookContext> {
+    let hooks = HookContext::new(ctx.spec, ctx.id, ctx.bundle);
+    hooks.hooks.validate().map_err(|e| Error::InvalidArgument(format!("the container's OCI hooks: {e}")))?;
+    let skipped = hooks.hooks.in_container_namespace();
+    if skipped > 0 {
+        tracing::warn!(id = ctx.id, skipped, "createContainer/startContainer hooks are not run: an RTOS has no container namespace to run them in");
+    }
+    Ok(hooks)
+}
+
+async fn run_create_hooks(hooks: &HookContext) -> std::result::Result<(), String> {
+    hooks.run(Point::Prestart).await?;
+    hooks.run(Point::CreateRuntime).await
 }
 
 /// micad's own words reach the user; a missing daemon is a precondition.
@@ -135,13 +165,19 @@ fn is_gone(e: &MicadError) -> bool {
     matches!(e, MicadError::NoSuchClient { .. } | MicadError::NotRunning { .. })
 }
 
-/// Removes the micad client of a container whose shim died (`shim delete`).
-pub async fn force_delete(left: &MicaLeftover) -> Result<()> {
+/// Removes the micad client of a container whose shim died (`shim delete`),
+/// then runs its poststop hooks, which the dead shim can no longer run.
+pub async fn force_delete(left: &MicaLeftover, bundle: &Path, id: &str) -> Result<()> {
     let client = MicadClient::new(&MicaConfig { socket_dir: left.socket_dir.clone(), ..MicaConfig::default() });
     match client.rm(&left.name).await {
-        Err(e) if !is_gone(&e) => Err(micad_error("remove the RTOS client", e)),
-        _ => Ok(()),
+        Err(e) if !is_gone(&e) => return Err(micad_error("remove the RTOS client", e)),
+        _ => {}
     }
+    match crate::spec::BundleSpec::load(bundle) {
+        Ok(spec) => HookContext::new(&spec, id, bundle).run_logged(Point::Poststop).await,
+        Err(e) => tracing::warn!(id, error = %e, "poststop hooks not run: the bundle's spec is unreadable"),
+    }
+    Ok(())
 }
 
 impl MicaContainer {
@@ -205,6 +241,7 @@ impl Instance for MicaContainer {
             hangup,
         ));
         *self.watcher.lock().expect("watcher lock") = Some(handle);
+        self.hooks.run_logged(Point::Poststart).await;
         Ok(())
     }
 
@@ -259,7 +296,10 @@ impl Instance for MicaContainer {
         let _ = std::fs::remove_dir_all(&self.work);
         match r {
             Err(e) if !is_gone(&e) => Err(micad_error("remove the RTOS client", e)),
-            _ => Ok(()),
+            _ => {
+                self.hooks.run_logged(Point::Poststop).await;
+                Ok(())
+            }
         }
     }
 
