@@ -15,6 +15,10 @@ pub struct Config {
     pub delegate: DelegateConfig,
     pub mica: MicaConfig,
     pub sandbox: SandboxConfig,
+    /// Also read the container's containerd labels under `org.openeuler.micran.`
+    /// and `org.openeuler.micrun.` as annotations (nerdctl 2.x `-l`), asking
+    /// containerd's API at each Create. Off: a shim sees only the OCI spec.
+    pub labels_as_annotations: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -64,6 +68,7 @@ impl Default for Config {
             delegate: DelegateConfig::default(),
             mica: MicaConfig::default(),
             sandbox: SandboxConfig::default(),
+            labels_as_annotations: false,
         }
     }
 }

@@ -26,7 +26,7 @@ use common::delegates::assert_held_by;
 use common::firmware::demo_image;
 use common::leftovers::{assert_nothing_left, files_left, log_tail, CLEANUP_BOUND};
 use common::procs::{alive, cmdline, flag_value, is_our_shim, parent};
-use common::{bundle_dir, mounts_under, wait_until, Env, DELEGATES, RUNTIME};
+use common::{bundle_dir, mounts_under, route, wait_until, Env, DELEGATES, RUNTIME};
 use cri::{container_config, cri_env, pod_config, Cri, CriEnv, Pod, HANDLER};
 use mica_common::Sim;
 
@@ -73,21 +73,6 @@ fn setup() -> Setup {
     std::fs::create_dir_all(&dir).unwrap();
     let logs = tempfile::Builder::new().prefix("pod").tempdir_in(dir).unwrap();
     Setup { ce, sim, cri, demo, logs }
-}
-
-/// The route the shim chose for `id` and why, from the `micrun.json` it keeps in
-/// the bundle: ("delegate crun" | "mica", reason).
-fn route(env: &Env, id: &str) -> (String, String) {
-    let path = bundle_dir(env, id).join("micrun.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let d = &v["decision"];
-    let kind = d["route"]["kind"].as_str().unwrap_or_default();
-    let route = match d["route"]["delegate"].as_str() {
-        Some(name) => format!("{kind} {name}"),
-        None => kind.to_string(),
-    };
-    (route, d["reason"].as_str().unwrap_or_default().to_string())
 }
 
 /// The long-running shim processes of the CRI containerd (not the short

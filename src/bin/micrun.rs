@@ -61,8 +61,13 @@ fn main() -> ExitCode {
         Command::Explain { bundle, config } => {
             let opts = RuntimeOptions { config: config.map(ConfigSource::File), ..Default::default() };
             match decide(&bundle, &opts) {
-                Ok((_, _, d)) => {
+                Ok((_, cfg, d)) => {
                     println!("{d}");
+                    if cfg.labels_as_annotations {
+                        println!("note: the shim also reads the container's containerd labels under org.openeuler.micran./micrun. (labels_as_annotations); a bundle alone does not show them");
+                    } else {
+                        println!("note: only the spec's annotations count; containerd labels never reach the shim (nerdctl 2.x `-l`/`--label` is not an annotation: use `--annotation`, or set labels_as_annotations = true)");
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -119,12 +119,22 @@ pub(crate) fn available(cfg: &Config) -> impl Fn(&str) -> bool + '_ {
 
 /// Reads the bundle's spec, resolves config and decides the route.
 pub fn decide(bundle: &Path, opts: &RuntimeOptions) -> Result<(BundleSpec, Config, Decision)> {
+    let (spec, cfg) = load(bundle, opts)?;
+    let decision = route(&spec, &cfg, opts)?;
+    Ok((spec, cfg, decision))
+}
+
+fn load(bundle: &Path, opts: &RuntimeOptions) -> Result<(BundleSpec, Config)> {
     let cfg = Config::resolve(opts.config.as_ref(), opts.config_body.as_deref())
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let spec = BundleSpec::load(bundle).map_err(Error::InvalidArgument)?;
+    Ok((spec, cfg))
+}
+
+fn route(spec: &BundleSpec, cfg: &Config, opts: &RuntimeOptions) -> Result<Decision> {
     let annotations = Annotations::parse(&spec.annotations)
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let mut decision = router::route(&annotations, &cfg, &available(&cfg), &delegate::profile::search_path())
+    let mut decision = router::route(&annotations, cfg, &available(cfg), &delegate::profile::search_path())
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
     if let (Some(bin), Route::Delegate(_)) = (&opts.binary_name, &decision.route) {
         if annotations.delegate.is_none() {
@@ -138,14 +148,35 @@ pub fn decide(bundle: &Path, opts: &RuntimeOptions) -> Result<(BundleSpec, Confi
             decision = Decision { route: Route::Delegate(name.clone()), reason: format!("runtime option binary_name={name}") };
         }
     }
-    Ok((spec, cfg, decision))
+    Ok(decision)
+}
+
+/// `labels_as_annotations`: the container's labels under our prefixes join
+/// the spec's annotations; an annotation of the same key wins.
+async fn add_labels(spec: &mut BundleSpec, containerd: &str, namespace: &str, id: &str) -> Result<()> {
+    let (address, ns, cid) = (containerd.to_string(), namespace.to_string(), id.to_string());
+    let started = std::time::Instant::now();
+    let labels = tokio::task::spawn_blocking(move || super::labels::ours(&address, &ns, &cid))
+        .await
+        .map_err(|e| Error::failed("read the container's labels", e))?
+        .map_err(|e| Error::FailedPrecondition(format!("{e} (labels_as_annotations is on in the micrun config)")))?;
+    let used: Vec<&String> = labels.keys().filter(|k| !spec.annotations.contains_key(*k)).collect();
+    tracing::info!(id, us = started.elapsed().as_micros() as u64, labels = ?used, "containerd labels read as annotations");
+    for (k, v) in labels {
+        spec.annotations.entry(k).or_insert(v);
+    }
+    Ok(())
 }
 
 /// Creates a container; on failure nothing of it is left behind.
-pub async fn create(req: &CreateTaskRequest, namespace: &str, notices: NoticeSender) -> Result<Container> {
+pub async fn create(req: &CreateTaskRequest, namespace: &str, containerd: &str, notices: NoticeSender) -> Result<Container> {
     let opts = runtime_options(req.options.as_ref())?;
     let bundle = PathBuf::from(&req.bundle);
-    let (spec, cfg, decision) = decide(&bundle, &opts)?;
+    let (mut spec, cfg) = load(&bundle, &opts)?;
+    if cfg.labels_as_annotations {
+        add_labels(&mut spec, containerd, namespace, &req.id).await?;
+    }
+    let decision = route(&spec, &cfg, &opts)?;
     tracing::info!(id = %req.id, route = ?decision.route, reason = %decision.reason, "route");
 
     let mounted_rootfs = mount_rootfs(req, &bundle).await?;

@@ -4,6 +4,7 @@
 mod container;
 mod events;
 mod exits;
+mod labels;
 pub mod info;
 mod logging;
 mod process;
@@ -29,6 +30,8 @@ pub struct MicaShim {
     exit: Arc<ExitSignal>,
     id: String,
     namespace: String,
+    /// containerd's gRPC socket (`-address`), for `labels_as_annotations`.
+    containerd: String,
     /// The address this shim serves on (`-socket`; empty for `start` and `delete`).
     socket: String,
     debug: bool,
@@ -71,6 +74,7 @@ impl containerd_shim::Shim for MicaShim {
             exit: Arc::new(ExitSignal::default()),
             id: args.id.clone(),
             namespace: args.namespace.clone(),
+            containerd: args.address.clone(),
             socket: args.socket.clone(),
             debug: args.debug,
         }
@@ -124,6 +128,7 @@ impl containerd_shim::Shim for MicaShim {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let svc = Service {
             namespace: self.namespace.clone(),
+            containerd: self.containerd.clone(),
             containers: Arc::new(Mutex::new(HashMap::new())),
             // Our own publisher: ordered, synchronous forwarding (see events.rs).
             publisher: Arc::new(events::Publisher::new(&publisher.address, &self.namespace)),

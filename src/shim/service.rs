@@ -27,6 +27,8 @@ use crate::stdio::StdioPaths;
 #[derive(Clone)]
 pub struct Service {
     pub(super) namespace: String,
+    /// containerd's gRPC socket, asked for labels when the config says so.
+    pub(super) containerd: String,
     pub(super) containers: Arc<Mutex<HashMap<String, Container>>>,
     pub(super) publisher: Arc<Publisher>,
     pub(super) exit: Arc<ExitSignal>,
@@ -119,7 +121,7 @@ impl Task for Service {
             return Err(status(Error::Unimplemented("restoring from a checkpoint is not supported by micrun".into())));
         }
         let _reservation = self.reserve(&req.id).await?;
-        let c = container::create(&req, &self.namespace, self.notices.clone()).await.map_err(|e| {
+        let c = container::create(&req, &self.namespace, &self.containerd, self.notices.clone()).await.map_err(|e| {
             tracing::warn!(id = %req.id, error = %e, "create refused");
             status(e)
         })?;

@@ -245,3 +245,18 @@ macro_rules! per_delegate {
     };
 }
 pub(crate) use per_delegate;
+
+/// The route the shim chose for `id` and why, from the `micrun.json` it keeps in
+/// the bundle: ("delegate crun" | "mica", reason).
+pub fn route(env: &Env, id: &str) -> (String, String) {
+    let path = bundle_dir(env, id).join("micrun.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let d = &v["decision"];
+    let kind = d["route"]["kind"].as_str().unwrap_or_default();
+    let route = match d["route"]["delegate"].as_str() {
+        Some(name) => format!("{kind} {name}"),
+        None => kind.to_string(),
+    };
+    (route, d["reason"].as_str().unwrap_or_default().to_string())
+}
