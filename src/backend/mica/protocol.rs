@@ -1,4 +1,4 @@
-//! micad's wire protocol, byte for byte (README, "The micad simulator", and the tests in this file): the
+//! micad's wire protocol, byte for byte (docs/micad-protocol.md, and the tests in this file): the
 //! 1772-byte create message, control requests, replies and the status line.
 //! Shared by the client and by `micrun sim`, so both ends agree by construction;
 //! the simulator's tests check the bytes independently of this module.
