@@ -196,12 +196,14 @@ fn crictl_example_mixed_pod_runs_as_the_readme_shows() {
     assert_eq!(out.lines().collect::<Vec<_>>(), [app.as_str(), rtos.as_str()], "crictl start printed {out:?}");
     let t_started = t0.elapsed();
 
-    // crictl ps: both containers Running in the pod, under the files' images
+    // crictl ps: both containers Running in the pod, under the files' images;
+    // the pod's name and namespace come from the labels the container files set
     let ps = c.ok(&["ps"]);
+    eprintln!("$ crictl ps\n{ps}");
     for (name, id, file) in [("app", &app, APP), ("rtos", &rtos, RTOS)] {
         let r = row(&ps, id).unwrap_or_else(|| panic!("crictl ps lacks {name} ({id}):\n{ps}\n{}", log_tail(env, id)));
         let image = image_of(file);
-        for want in ["Running", name, &pod[..13], image.as_str()] {
+        for want in ["Running", name, &pod[..13], image.as_str(), "mixed", "default"] {
             assert!(r.contains(&want), "crictl ps row of {name} lacks {want:?}: {r:?}\n{ps}");
         }
     }
@@ -215,6 +217,7 @@ fn crictl_example_mixed_pod_runs_as_the_readme_shows() {
     // crictl exec RTOS true: refused, an RTOS has no processes to exec into
     let r = c.run(&["exec", &rtos, "true"]);
     assert_ne!(r.code, 0, "crictl exec in the RTOS container succeeded: {}", show(&r));
+    eprintln!("$ crictl exec RTOS true\n{}", r.stderr);
     assert!(
         r.stderr.contains(&format!("execing command in container {rtos}: ")) && r.stderr.contains("an RTOS container has no processes to exec into"),
         "crictl exec in rtos: {}",
@@ -231,6 +234,7 @@ fn crictl_example_mixed_pod_runs_as_the_readme_shows() {
     // crictl stats: a row with figures for app; none for rtos, whose CRI stats
     // hold no CPU and no memory, which crictl's table leaves out
     let stats = c.ok(&["stats"]);
+    eprintln!("$ crictl stats\n{stats}");
     let r = row(&stats, &app).unwrap_or_else(|| panic!("crictl stats lacks app:\n{stats}"));
     assert!(r.len() == 7 && r[1] == "app" && r[3] != "0B", "crictl stats row of app (MEM is the 4th column): {r:?}\n{stats}");
     assert!(row(&stats, &rtos).is_none(), "crictl stats shows the RTOS container:\n{stats}");
