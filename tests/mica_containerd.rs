@@ -11,42 +11,14 @@ mod common;
 mod mica_common;
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::pty::ctr_pty_command;
-use common::{unique_id, wait_until, Env, Run, RUNTIME};
+use common::firmware::firmware_image;
+use common::tasks_api::update;
+use common::{unique_id, wait_until, Env, RUNTIME};
 use mica_common::{assert_nothing_left, ctr_run, wait_child, Sim, OS_ANNOTATION};
-
-/// Imports (once per test binary and firmware) an image holding `firmware` at /firmware.elf.
-fn firmware_image(env: &Env, firmware: &str) -> String {
-    let name = Path::new(firmware).file_name().unwrap().to_string_lossy().into_owned();
-    let reference = format!("localhost/micrun-test/rtos-{name}:1");
-    if env.ctr(&["images", "ls", "-q"]).stdout.lines().any(|l| l == reference) {
-        return reference;
-    }
-    let tar = env.state.join(format!("rtos-{name}.tar"));
-    let o = Command::new(env!("CARGO_BIN_EXE_micrun"))
-        .args(["image", "build", firmware, "--tag", &reference, "--output"])
-        .arg(&tar)
-        .output()
-        .expect("run micrun image build");
-    assert!(o.status.success(), "micrun image build {firmware}: {}", String::from_utf8_lossy(&o.stderr));
-    let r = env.ctr(&["images", "import", tar.to_str().unwrap()]);
-    assert_eq!(r.code, 0, "import: {}", r.stderr);
-    reference
-}
-
-fn update(env: &Env, id: &str, resources: &str) -> Run {
-    Command::new("timeout")
-        .args(["-s", "KILL", "60", "python3", "tests/tools/update_task.py", &env.address, &env.namespace, id, resources])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tests/tools/update_task.py")
-        .into()
-}
 
 #[test]
 fn console_round_trip_then_kill_ends_with_143() {

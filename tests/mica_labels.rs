@@ -8,31 +8,13 @@ mod common;
 mod mica_common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
+use common::firmware::firmware_image;
 use common::{route, unique_id, wait_until, Env, RUNTIME};
 use mica_common::{assert_nothing_left, Sim};
 
 const OS_LABEL: &str = "org.openeuler.micran.container.os=zephyr";
-
-/// An image holding /bin/cat as its firmware, imported once per test binary.
-fn cat_image(env: &Env) -> String {
-    let reference = "localhost/micrun-test/rtos-cat-labels:1".to_string();
-    if env.ctr(&["images", "ls", "-q"]).stdout.lines().any(|l| l == reference) {
-        return reference;
-    }
-    let tar = env.state.join("rtos-cat-labels.tar");
-    let o = Command::new(env!("CARGO_BIN_EXE_micrun"))
-        .args(["image", "build", "/bin/cat", "--tag", &reference, "--output"])
-        .arg(&tar)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "micrun image build: {}", String::from_utf8_lossy(&o.stderr));
-    let r = env.ctr(&["images", "import", tar.to_str().unwrap()]);
-    assert_eq!(r.code, 0, "import: {}", r.stderr);
-    reference
-}
 
 /// The simulator's micrun config with `labels_as_annotations` set as asked.
 fn config(env: &Env, sim: &Sim, on: bool) -> std::path::PathBuf {
@@ -64,7 +46,7 @@ fn run_labelled(env: &Env, config: &Path, extra: &[&str], labels: &[&str], image
 fn rtos_label_is_read_when_labels_as_annotations_is_on() {
     let env = common::env();
     let sim = Sim::start(&env, "baremetal");
-    let image = cat_image(&env);
+    let image = firmware_image(&env, "/bin/cat");
     let id = unique_id("rtos-label");
     let r = run_labelled(&env, &config(&env, &sim, true), &[], &[OS_LABEL], &image, &id, &[]);
     assert_eq!(r.code, 0, "ctr run --label: {}{}", r.stdout, r.stderr);
@@ -94,7 +76,7 @@ fn rtos_label_alone_runs_linux_by_default() {
 fn rtos_annotation_wins_over_a_label_of_the_same_key() {
     let env = common::env();
     let sim = Sim::start(&env, "baremetal");
-    let image = cat_image(&env);
+    let image = firmware_image(&env, "/bin/cat");
     let id = unique_id("rtos-label-ann");
     let config = config(&env, &sim, true);
     // the label names a pedestal this simulator does not run; the annotation the right one

@@ -51,3 +51,22 @@ pub fn demo_image(env: &Env) -> String {
     let _ = std::fs::remove_file(&tar);
     reference
 }
+
+/// Imports (once per test binary and firmware) an image holding `firmware` at /firmware.elf.
+pub fn firmware_image(env: &Env, firmware: &str) -> String {
+    let name = Path::new(firmware).file_name().unwrap().to_string_lossy().into_owned();
+    let reference = format!("localhost/micrun-test/rtos-{name}:1");
+    if env.ctr(&["images", "ls", "-q"]).stdout.lines().any(|l| l == reference) {
+        return reference;
+    }
+    let tar = env.state.join(format!("rtos-{name}.tar"));
+    let o = Command::new(env!("CARGO_BIN_EXE_micrun"))
+        .args(["image", "build", firmware, "--tag", &reference, "--output"])
+        .arg(&tar)
+        .output()
+        .expect("run micrun image build");
+    assert!(o.status.success(), "micrun image build {firmware}: {}", String::from_utf8_lossy(&o.stderr));
+    let r = env.ctr(&["images", "import", tar.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "import: {}", r.stderr);
+    reference
+}
