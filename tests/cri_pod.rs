@@ -25,7 +25,7 @@ use k8s_cri::v1::{ContainerState, PodSandboxState};
 use common::delegates::assert_held_by;
 use common::firmware::demo_image;
 use common::leftovers::{assert_nothing_left, files_left, log_tail, CLEANUP_BOUND};
-use common::procs::{alive, cmdline, flag_value, is_our_shim, parent};
+use common::procs::{alive, cmdline, flag_value, parent, serving_shims};
 use common::{bundle_dir, mounts_under, route, wait_until, Env, DELEGATES, RUNTIME};
 use cri::{container_config, cri_env, pod_config, Cri, CriEnv, Pod, HANDLER};
 use mica_common::Sim;
@@ -73,18 +73,6 @@ fn setup() -> Setup {
     std::fs::create_dir_all(&dir).unwrap();
     let logs = tempfile::Builder::new().prefix("pod").tempdir_in(dir).unwrap();
     Setup { ce, sim, cri, demo, logs }
-}
-
-/// The long-running shim processes of the CRI containerd (not the short
-/// `start`/`delete` invocations containerd makes).
-fn cri_shims(env: &Env) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let argv = cmdline(*pid);
-            is_our_shim(env, &argv) && !matches!(argv.last().map(String::as_str), Some("start" | "delete")) && alive(*pid)
-        })
-        .collect()
 }
 
 fn ns_link(pid: u32, ns: &str) -> PathBuf {
@@ -172,7 +160,7 @@ fn cri_pod_mixing_linux_and_rtos_runs_under_one_shim_and_leaves_nothing() {
     // One shim process serves the pod: it is the only one of this containerd,
     // it was started for the sandbox, it is the parent of both Linux processes,
     // and containerd reaches all three containers at the one address.
-    let shims = cri_shims(env);
+    let shims = serving_shims(env);
     assert_eq!(shims.len(), 1, "shim processes of the CRI containerd: {shims:?}");
     let shim = shims[0];
     assert_eq!(flag_value(&cmdline(shim), "-id"), Some(pod.id.as_str()), "the shim was not started for the sandbox");
@@ -260,7 +248,7 @@ fn cri_pod_mixing_linux_and_rtos_runs_under_one_shim_and_leaves_nothing() {
     let t_down = t1.elapsed();
 
     assert!(!s.cri.pods().iter().any(|p| p.id == pod.id), "CRI still lists the pod");
-    assert!(wait_until(CLEANUP_BOUND, || cri_shims(env).is_empty()), "shims left: {:?}", cri_shims(env));
+    assert!(wait_until(CLEANUP_BOUND, || serving_shims(env).is_empty()), "shims left: {:?}", serving_shims(env));
     assert!(!alive(shim) && !alive(sandbox_pid) && !alive(app_pid), "processes left: shim {shim}, sandbox {sandbox_pid}, app {app_pid}");
     assert!(!s.sim.has_client(&rtos), "the simulator still has client {rtos}");
     for id in [&pod.id, &app, &rtos] {
@@ -317,7 +305,7 @@ fn cri_pod_annotation_without_selector_makes_every_container_but_the_sandbox_an_
 
     pod.stop();
     pod.remove();
-    assert!(wait_until(CLEANUP_BOUND, || cri_shims(env).is_empty()), "shims left: {:?}", cri_shims(env));
+    assert!(wait_until(CLEANUP_BOUND, || serving_shims(env).is_empty()), "shims left: {:?}", serving_shims(env));
     assert!(!s.sim.has_client(&rtos), "the simulator still has client {rtos}");
     for id in [&pod.id, &rtos, &app] {
         assert_nothing_left(env, id);

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use common::firmware::demo_image;
 use common::leftovers::{assert_nothing_left, files_left, log_tail, CLEANUP_BOUND};
-use common::procs::{alive, cmdline, is_our_shim};
+use common::procs::serving_shims;
 use common::{show, wait_until, Env, Run};
 use cri::{cri_env, CriEnv};
 use mica_common::Sim;
@@ -125,17 +125,6 @@ fn id_from(out: &str, what: &str) -> String {
     let id = out.trim();
     assert!(id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{what} printed {out:?}, not an id");
     id.to_string()
-}
-
-/// The long-running shim processes of the CRI containerd.
-fn cri_shims(env: &Env) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let argv = cmdline(*pid);
-            is_our_shim(env, &argv) && !matches!(argv.last().map(String::as_str), Some("start" | "delete")) && alive(*pid)
-        })
-        .collect()
 }
 
 /// The table row of a `crictl ps` or `crictl stats` listing for container `id`
@@ -248,7 +237,7 @@ fn crictl_example_mixed_pod_runs_as_the_readme_shows() {
     for id in [&pod, &app, &rtos] {
         assert!(!files_left(env, id).is_empty(), "the running {id} shows no trace the cleanup check looks for");
     }
-    let shims = cri_shims(env);
+    let shims = serving_shims(env);
     assert_eq!(shims.len(), 1, "shim processes of the CRI containerd: {shims:?}");
 
     // crictl stopp POD; crictl rmp POD
@@ -263,7 +252,7 @@ fn crictl_example_mixed_pod_runs_as_the_readme_shows() {
 
     let pods = c.ok(&["pods", "-q"]);
     assert!(!pods.contains(&pod), "crictl pods still lists the pod: {pods}");
-    assert!(wait_until(CLEANUP_BOUND, || cri_shims(env).is_empty()), "shims left: {:?}", cri_shims(env));
+    assert!(wait_until(CLEANUP_BOUND, || serving_shims(env).is_empty()), "shims left: {:?}", serving_shims(env));
     assert!(!s.sim.has_client(&rtos), "the simulator still has client {rtos}");
     for id in [&pod, &app, &rtos] {
         assert_nothing_left(env, id);

@@ -121,3 +121,15 @@ pub fn exec_bounded(env: &Env, shim: u32, id: &str, exec_id: &str, cmd: &[&str])
         r.code, r.stderr
     );
 }
+
+/// The long-running shim processes of `env`'s containerd (not the short
+/// `start`/`delete` invocations containerd makes).
+pub fn serving_shims(env: &Env) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let argv = cmdline(*pid);
+            is_our_shim(env, &argv) && !matches!(argv.last().map(String::as_str), Some("start" | "delete")) && alive(*pid)
+        })
+        .collect()
+}
