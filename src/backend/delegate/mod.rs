@@ -59,6 +59,22 @@ fn is_systemd_cgroup(spec: &crate::spec::BundleSpec) -> bool {
     spec.cgroups_path().is_some_and(|p| p.split(':').count() == 3)
 }
 
+/// systemd manages this host (sd_booted(3): /run/systemd/system exists).
+fn systemd_booted() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+/// Whether the delegate gets `--systemd-cgroup`: when the config says so, or
+/// the cgroups path has the systemd form on a host systemd manages. CRI writes
+/// that form whenever the pod's cgroup parent ends in ".slice", whatever the
+/// host (critest's default parent is "system.slice"); without systemd there is
+/// no bus to ask, and containerd's runc shim, which asks for systemd only when
+/// its SystemdCgroup option is set, hands the path to the runtime's cgroupfs
+/// manager as it is. So does micrun there.
+fn wants_systemd_cgroup(configured: bool, spec: &crate::spec::BundleSpec, booted: bool) -> bool {
+    configured || (booted && is_systemd_cgroup(spec))
+}
+
 pub async fn create(ctx: &CreateContext<'_>, name: &str, notices: NoticeSender) -> Result<DelegateContainer> {
     let cfg = &ctx.config.delegate;
     let profile = Profile::load(name, &cfg.profile_dir).map_err(|e| Error::InvalidArgument(e.to_string()))?;
@@ -70,7 +86,7 @@ pub async fn create(ctx: &CreateContext<'_>, name: &str, notices: NoticeSender) 
         binary,
         root,
         log: ctx.work_dir.join("log.json"),
-        systemd_cgroup: cfg.systemd_cgroup || is_systemd_cgroup(ctx.spec),
+        systemd_cgroup: wants_systemd_cgroup(cfg.systemd_cgroup, ctx.spec, systemd_booted()),
     };
     tracing::info!(id = ctx.id, delegate = name, binary = %cli.binary.display(), root = %cli.root.display(),
         systemd_cgroup = cli.systemd_cgroup, "delegate chosen");
@@ -366,5 +382,18 @@ mod tests {
         assert!(is_systemd_cgroup(&spec("system.slice:cri-containerd:abc")));
         assert!(!is_systemd_cgroup(&spec("/k8s.io/abc")));
         assert!(!is_systemd_cgroup(&crate::spec::BundleSpec::default()));
+    }
+
+    #[test]
+    fn systemd_cgroup_only_where_systemd_runs_or_configured() {
+        let spec = |p: &str| crate::spec::BundleSpec {
+            linux: Some(crate::spec::Linux { cgroups_path: Some(p.into()), ..Default::default() }),
+            ..Default::default()
+        };
+        let form = spec("system.slice:cri-containerd:abc");
+        assert!(wants_systemd_cgroup(false, &form, true));
+        assert!(!wants_systemd_cgroup(false, &form, false), "no systemd: the path goes to cgroupfs as it is");
+        assert!(wants_systemd_cgroup(true, &form, false), "the config's systemd_cgroup = true wins");
+        assert!(!wants_systemd_cgroup(false, &spec("/k8s.io/abc"), true));
     }
 }
