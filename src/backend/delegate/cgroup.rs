@@ -265,6 +265,15 @@ impl ContainerCgroup {
         mem.swap = Some(entry("memsw.")).into();
         mem.kernel = Some(entry("kmem.")).into();
         m.memory = Some(mem).into();
+
+        // as containerd's own v1 stats give it: CRI's container_oom_events_total
+        // metric (and its OOM check) reads oom_kill from here
+        let ctl = text("memory", "memory.oom_control");
+        let mut oom = v1::MemoryOomControl::new();
+        oom.oom_kill_disable = keyed(&ctl, "oom_kill_disable").unwrap_or(0);
+        oom.under_oom = keyed(&ctl, "under_oom").unwrap_or(0);
+        oom.oom_kill = keyed(&ctl, "oom_kill").unwrap_or(0);
+        m.memory_oom_control = Some(oom).into();
         m
     }
 }
