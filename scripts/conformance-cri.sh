@@ -282,6 +282,8 @@ cri_run_one() {
     micrun_wait_containerd "$dir" "$BINDIR/ctr" || return 1
     args=(-runtime-endpoint "unix://$sock" -image-endpoint "unix://$sock" -runtime-handler "$h"
         -ginkgo.json-report "$dir/report.json" -ginkgo.no-color -ginkgo.timeout "${CRI_TIMEOUT}s")
+    # NRI's specs where containerd has NRI (2.x; 1.6's is the older, other API)
+    [[ $CRI_SERIES == 2.* ]] && args+=(-nri-socket "$dir/nri.sock")
     [[ -n $FOCUS ]] && args+=(-ginkgo.focus "$FOCUS")
     [[ -n $CRI_SKIP_RE ]] && args+=(-ginkgo.skip "$CRI_SKIP_RE")
     start=$(date +%s)

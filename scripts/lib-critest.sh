@@ -16,7 +16,8 @@
 #   micrun_critest_config DIR SERIES SANDBOX_IMAGE RUNC_BINARY
 #                                      DIR's containerd config (stdout): CRI on, handler
 #                                      `runc` (io.containerd.runc.v2 running RUNC_BINARY)
-#                                      and `mica` (the example file, ConfigPath DIR/micrun.toml)
+#                                      and `mica` (the example file, ConfigPath DIR/micrun.toml);
+#                                      on 2.x NRI listens on DIR/nri.sock
 
 MICRUN_CRI_TOOLS_VERSION="${MICRUN_CRI_TOOLS_VERSION:-v1.37.0}"
 # where Debian's containernetworking-plugins puts its plugins
@@ -157,6 +158,15 @@ micrun_critest_config() {
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
+
+# NRI (on by default in 2.x) with its socket under DIR, not the host-wide
+# /var/run/nri/nri.sock another containerd may hold; critest's NRI specs
+# connect to it (-nri-socket DIR/nri.sock)
+[plugins."io.containerd.nri.v1.nri"]
+  disable = false
+  socket_path = "$dir/nri.sock"
+  plugin_path = "$dir/nri/plugins"
+  plugin_config_path = "$dir/nri/conf.d"
 EOF
         printf '%s\n' "$handler"
         cat <<EOF
