@@ -12,8 +12,10 @@
 #
 # The full run (no series, no arguments) then runs containerd's own integration
 # suite against micrun beside containerd's runc shim (scripts/conformance.sh
-# containerd, judged by tests/conformance/containerd-v2.3.txt); MICRUN_CONFORMANCE=0
-# leaves it out, =1 adds it to any run.
+# containerd, judged by tests/conformance/containerd-v2.3.txt) and critest
+# against micrun's CRI handler on containerd 2.3 (scripts/conformance.sh cri
+# --handler mica, judged by tests/conformance/cri-v2.3.txt); MICRUN_CONFORMANCE=0
+# leaves both out, =1 adds them to any run.
 #
 # 1.6 is Debian's containerd 1.6.20; 1.7 and 2.3 are built once per machine
 # from the Go module proxy (scripts/lib-peers.sh). Prints one summary line per
@@ -94,8 +96,9 @@ for s in "${series[@]}"; do
 done
 
 # containerd's own integration suite against micrun (crun) beside containerd's
-# runc shim, judged by tests/conformance/containerd-v2.3.txt: with the full
-# matrix only (no series named, no test filter), or when MICRUN_CONFORMANCE=1.
+# runc shim, judged by tests/conformance/containerd-v2.3.txt, then critest:
+# with the full matrix only (no series named, no test filter), or when
+# MICRUN_CONFORMANCE=1.
 if [[ ${MICRUN_CONFORMANCE:-} == 1 || (-z ${MICRUN_CONFORMANCE:-} && -z ${MICRUN_CONTAINERD:-} && $# -eq 0) ]]; then
     micrun_log "=== containerd's integration suite (scripts/conformance.sh containerd) ==="
     set +e
@@ -107,6 +110,20 @@ if [[ ${MICRUN_CONFORMANCE:-} == 1 || (-z ${MICRUN_CONFORMANCE:-} && -z ${MICRUN
         summary+=("${counts:-containerd integration suite: no counts printed}: ok")
     else
         summary+=("${counts:-containerd integration suite: no counts printed}: FAILED (exit $status; UNEXPECTED lines above)")
+        rc=1
+    fi
+    # critest (Kubernetes' CRI validation suite) against the handler `mica`
+    # on containerd 2.3, judged by tests/conformance/cri-v2.3.txt
+    micrun_log "=== critest, handler mica (scripts/conformance.sh cri --handler mica) ==="
+    set +e
+    MICRUN_NO_BUILD=1 bash "$MICRUN_REPO/scripts/conformance.sh" cri --handler mica 2>&1 | tee "$out"
+    status=${PIPESTATUS[0]}
+    set -e
+    counts=$(grep -a '^critest .* on containerd ' "$out" | tail -n 1)
+    if ((status == 0)); then
+        summary+=("${counts:-critest: no counts printed}: ok")
+    else
+        summary+=("${counts:-critest: no counts printed}: FAILED (exit $status; UNEXPECTED lines above)")
         rc=1
     fi
 fi
