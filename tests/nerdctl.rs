@@ -157,6 +157,28 @@ fn nerdctl_run_it_gets_a_terminal() {
     n.assert_forgotten(&name, &id);
 }
 
+/// `nerdctl run -d -t`: the output of a terminal goes to nerdctl's binary://
+/// logging driver as well (nerdctl's own runc shim does this).
+#[test]
+fn nerdctl_run_dt_logs_the_terminal_output() {
+    let env = common::env();
+    let n = Nerdctl::new(&env);
+    let name = unique_id("nerdctl-dt");
+    let out = n.ok(&Nerdctl::run_args(&["-d", "-t", "--name", &name], &[], &env.image, &["sh", "-c", "echo tty-out-$HOSTNAME; sleep 60"]));
+    let id = out.trim().to_string();
+    let _cleanup = Remove(&n, &name);
+    assert_through_micrun(&env, &id);
+    let want = format!("tty-out-{}", &id[..12]);
+    assert!(
+        wait_until(Duration::from_secs(10), || n.run(&["logs", &name]).stdout.contains(&want)),
+        "nerdctl logs of a -d -t container lacks {want:?}: {}",
+        show(&n.run(&["logs", &name]))
+    );
+    n.ok(&["rm", "-f", &name]);
+    assert_nothing_left(&env, &id);
+    n.assert_forgotten(&name, &id);
+}
+
 /// The pitfall: since nerdctl 2.0 `--label` stays a containerd label and never
 /// reaches the OCI spec, which is all the shim reads. An RTOS "label" is
 /// therefore ignored and the container runs as Linux; `--annotation` is the way.
