@@ -261,10 +261,16 @@ EOF
 }
 
 # --------------------------------------------------------------------------
-# one run: HANDLER; writes WORK/HANDLER/results ("RESULT<TAB>spec<TAB>message")
+# one run: HANDLER [LABEL [FOCUS]]; writes WORK/LABEL/results
+# ("RESULT<TAB>spec<TAB>message"); LABEL defaults to HANDLER
+
+# ginkgo's regular expressions take spec names literally this way
+cri_re_escape() {
+    sed 's/[][\\.*^$(){}?+|/]/\\&/g' <<<"$1"
+}
 
 cri_run_one() {
-    local h=$1 dir="$WORK/$1" sock rc=0 start args=()
+    local h=$1 dir="$WORK/${2:-$1}" focus=${3:-$FOCUS} sock rc=0 start args=()
     mkdir -p "$dir"
     sock="$dir/containerd.sock"
     micrun_critest_cni "$dir"
@@ -284,7 +290,7 @@ cri_run_one() {
         -ginkgo.json-report "$dir/report.json" -ginkgo.no-color -ginkgo.timeout "${CRI_TIMEOUT}s")
     # NRI's specs where containerd has NRI (2.x; 1.6's is the older, other API)
     [[ $CRI_SERIES == 2.* ]] && args+=(-nri-socket "$dir/nri.sock")
-    [[ -n $FOCUS ]] && args+=(-ginkgo.focus "$FOCUS")
+    [[ -n $focus ]] && args+=(-ginkgo.focus "$focus")
     [[ -n $CRI_SKIP_RE ]] && args+=(-ginkgo.skip "$CRI_SKIP_RE")
     start=$(date +%s)
     # --foreground: timeout kills critest only, not this script's process group
@@ -397,7 +403,7 @@ trap 'exit 143' TERM
 # specs not run at all: their names, escaped, as one ginkgo -skip expression
 CRI_SKIP_RE=""
 for t in "${!NOT_RUN[@]}"; do
-    CRI_SKIP_RE+="${CRI_SKIP_RE:+|}$(sed 's/[][\\.*^$(){}?+|/]/\\&/g' <<<"$t")"
+    CRI_SKIP_RE+="${CRI_SKIP_RE:+|}$(cri_re_escape "$t")"
 done
 
 micrun_registry_start "$WORK/registry"
@@ -406,6 +412,38 @@ conf_crun_wrapper "$WORK/crun"
 for h in "${HANDLERS[@]}"; do
     cri_run_one "$h"
 done
+
+# One second try, in a fresh containerd, for the specs that failed on mica
+# without an entry where runc passed them (or runc was not run): on a loaded
+# 2-core machine a spec sometimes misses its time bound whatever the runtime.
+# The table notes each spec that passed only on the second try.
+if [[ -f $WORK/mica/results ]]; then
+    retry=()
+    while IFS=$'\t' read -r res name _; do
+        [[ $res == FAIL && -z $(conf_expected "$name" mica) ]] || continue
+        [[ ! -f $WORK/runc/results ]] || grep -qxF "PASS	$name" <(cut -f1,2 "$WORK/runc/results") || continue
+        retry+=("$name")
+    done <"$WORK/mica/results"
+    if ((${#retry[@]} > 0 && ${#retry[@]} <= 10)); then
+        re=""
+        for t in "${retry[@]}"; do re+="${re:+|}$(cri_re_escape "$t")"; done
+        micrun_log "[mica] a second try for the ${#retry[@]} spec(s) that failed"
+        cri_run_one mica mica-retry "$re"
+        declare -A AGAIN=()
+        while IFS=$'\t' read -r res name _; do
+            [[ $res == PASS ]] && AGAIN[$name]=1
+        done <"$WORK/mica-retry/results"
+        while IFS=$'\t' read -r res name msg; do
+            if [[ $res == FAIL && -n ${AGAIN[$name]:-} ]]; then
+                printf 'PASS\t%s\t\n' "$name"
+                echo "$name" >>"$WORK/mica/second-try"
+            else
+                printf '%s\t%s\t%s\n' "$res" "$name" "$msg"
+            fi
+        done <"$WORK/mica/results" >"$WORK/mica/results.merged"
+        mv "$WORK/mica/results.merged" "$WORK/mica/results"
+    fi
+fi
 
 # --------------------------------------------------------------------------
 # the table: one line per spec, a column per handler, then the totals
@@ -418,7 +456,7 @@ for h in "${HANDLERS[@]}"; do
         MSG[$h/$name]=$msg
     done <"$WORK/$h/results"
 done
-mapfile -t SPECS < <(cat "$WORK"/*/results 2>/dev/null | cut -f2 | sort -u)
+mapfile -t SPECS < <(for h in "${HANDLERS[@]}"; do cat "$WORK/$h/results" 2>/dev/null; done | cut -f2 | sort -u)
 have_runc=0
 [[ " ${HANDLERS[*]} " == *" runc "* ]] && have_runc=1
 echo
@@ -449,6 +487,9 @@ for t in "${SPECS[@]}"; do
         notes+=("note $t passes on mica now; its entry says: $reason")
     fi
 done
+if [[ -f $WORK/mica/second-try ]]; then
+    while IFS= read -r t; do notes+=("note $t failed on mica once and passed on a second try"); done <"$WORK/mica/second-try"
+fi
 echo
 printf '%s\n' ${notes[@]+"${notes[@]}"}
 counts=""
