@@ -24,6 +24,9 @@
 #   micrun_registry_start DIR         a loopback OCI registry (crane), MICRUN_REGISTRY=
 #                                     127.0.0.1:PORT; micrun_registry_push TAR REF,
 #                                     micrun_registry_stop DIR (scripts/lib-registry.sh)
+#   micrun_critest                    critest (cri-tools), built from the Go module proxy,
+#                                     and the network namespace, CNI and CRI config
+#                                     scripts/conformance-cri.sh runs it in (scripts/lib-critest.sh)
 
 MICRUN_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC2034 # used by the scripts that source this file
