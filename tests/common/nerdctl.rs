@@ -20,6 +20,7 @@ pub fn nerdctl_binary() -> PathBuf {
     let p = std::env::var("MICRUN_NERDCTL").unwrap_or_else(|_| {
         panic!("MICRUN_NERDCTL is not set: the nerdctl tests need nerdctl 2.x built by scripts/lib-nerdctl.sh; run them with `bash scripts/test.sh nerdctl`")
     });
+    assert!(!p.is_empty(), "MICRUN_NERDCTL is empty: scripts/lib-nerdctl.sh could not build nerdctl (its error is in the log of `bash scripts/test.sh`)");
     let p = PathBuf::from(p);
     assert!(p.is_file(), "MICRUN_NERDCTL={} does not exist; run `bash scripts/test.sh nerdctl`, which builds it", p.display());
     p
