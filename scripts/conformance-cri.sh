@@ -116,13 +116,20 @@ cri_fetch_busybox() {
     [[ -x $CRI_BUSYBOX/bin/busybox ]] && return 0
     tmp=$(mktemp -d /tmp/micrun-deb.XXXX)
     micrun_log "apt-get download busybox $ver (the critest images' shell)"
-    # apt's sandbox user cannot write the temp dir: it warns and downloads as root
-    if ! (cd "$tmp" && apt-get download "busybox=$ver" >"$tmp/log" 2>&1) || ! dpkg-deb -x "$tmp"/busybox_*.deb "$tmp/x"; then
+    # apt's sandbox user cannot write the temp dir: it warns and downloads as
+    # root. Stale package lists may name a version the mirror no longer has.
+    if ! (cd "$tmp" && apt-get download "busybox=$ver" >"$tmp/log" 2>&1); then
+        apt-get update -qq
+        (cd "$tmp" && apt-get download busybox >>"$tmp/log" 2>&1)
+    fi
+    if ! dpkg-deb -x "$tmp"/busybox_*.deb "$tmp/x"; then
         cat "$tmp/log" >&2
         rm -rf "$tmp"
         micrun_die "could not fetch Debian's busybox package"
         return 1
     fi
+    ver=$(dpkg-deb -f "$tmp"/busybox_*.deb Version)
+    CRI_BUSYBOX="/var/cache/micrun/debs/busybox-${ver//[:\/]/_}"
     mkdir -p "$(dirname "$CRI_BUSYBOX")"
     rm -rf "$CRI_BUSYBOX"
     mv "$tmp/x" "$CRI_BUSYBOX"
