@@ -21,7 +21,8 @@
 #
 # Expectations: tests/conformance/cri-v2.3.txt (cri-v1.6.txt), one line per
 # spec: "SPEC | reason" (SPEC@mica limits it to one handler). Exit status is
-# non-zero when a spec passes on runc and fails on mica without an entry.
+# non-zero when a spec passes on runc (or runc was not run) and fails on mica
+# without an entry, also on a second try in a fresh containerd.
 #
 # Environment: MICRUN_CRITEST_TIMEOUT bounds each handler's run in seconds
 # (default 3600); MICRUN_CONFORMANCE_KEEP=DIR keeps the run's files there.
