@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 use tokio::io::unix::AsyncFd;
 use tokio::task::JoinHandle;
@@ -23,6 +23,12 @@ pub struct Pty {
 impl Pty {
     pub fn open_raw() -> std::io::Result<Pty> {
         let pair = nix::pty::openpty(None, None)?;
+        // openpty(3) leaves both ends inheritable; a firmware started later would
+        // then hold this console open and its reader would never see the hang-up.
+        // The simulator forks only from this thread, so nothing forks in between.
+        for fd in [&pair.master, &pair.slave] {
+            fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        }
         let mut t = tcgetattr(&pair.slave)?;
         cfmakeraw(&mut t);
         tcsetattr(&pair.slave, SetArg::TCSANOW, &t)?;

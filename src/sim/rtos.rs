@@ -117,6 +117,9 @@ impl RtosClient {
         // SAFETY: only async-signal-safe syscalls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
+                // Whatever the simulator holds (other clients' consoles, sockets,
+                // descriptors it inherited) must not live on in the firmware.
+                cloexec_from_3()?;
                 nix::unistd::setsid()?;
                 // Make the pty the firmware's controlling terminal, like a console.
                 if libc_ioctl_sctty() != 0 {
@@ -148,6 +151,10 @@ impl RtosClient {
         }
         let _ = std::fs::remove_file(&run.link);
         live.links.lock().expect("live lock").remove(&run.link);
+        // As micad's rpmsg_tty_unbind: the link goes and the pty closes, which is
+        // the hang-up a reader of the console sees.
+        drop(run);
+        tracing::info!(client = %self.msg.name, "console closed");
         self.state = ClientState::Offline;
     }
 
@@ -164,6 +171,26 @@ impl RtosClient {
         }
         StatusLine { display_name: display_name(&self.msg.name), cpu: self.msg.cpu.clone(), state: self.state, services }
     }
+}
+
+/// Marks every descriptor above stdio close-on-exec, between fork and exec (so
+/// async-signal-safe only). Marking rather than closing keeps std's own
+/// exec-error pipe working.
+fn cloexec_from_3() -> std::io::Result<()> {
+    use nix::libc;
+    // SAFETY: close_range(2) takes no pointers.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if r == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11: one fcntl per possible descriptor.
+    // SAFETY: getrlimit writes into the struct we pass; fcntl takes no pointers.
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_cur.min(1 << 20) } else { 1024 };
+    for fd in 3..max as i32 {
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
 }
 
 fn libc_ioctl_sctty() -> i32 {
