@@ -301,8 +301,11 @@ cri_run_one() {
     [[ -n $focus ]] && args+=(-ginkgo.focus "$focus")
     [[ -n $CRI_SKIP_RE ]] && args+=(-ginkgo.skip "$CRI_SKIP_RE")
     start=$(date +%s)
-    # --foreground: timeout kills critest only, not this script's process group
-    (cd "$dir" && timeout --foreground -s KILL "$((CRI_TIMEOUT + 120))" "$CRITEST" "${args[@]}") \
+    # --foreground: timeout kills critest only, not this script's process
+    # group. TMPDIR: the pod log directories critest makes (and leaves behind
+    # when a spec fails early) go with the run's directory.
+    mkdir -p "$dir/tmp"
+    (cd "$dir" && TMPDIR="$dir/tmp" timeout --foreground -s KILL "$((CRI_TIMEOUT + 120))" "$CRITEST" "${args[@]}") \
         >"$dir/critest.log" 2>&1 || rc=$?
     echo "$(($(date +%s) - start))" >"$dir/seconds"
     micrun_log "[$h] critest exited with $rc after $(cat "$dir/seconds") s (log: $dir/critest.log)"
