@@ -1,5 +1,7 @@
 //! `micrun sim` checked with raw bytes over unix sockets, independently of our own
-//! codec: every offset and text below is written out from micad's source.
+//! codec: every offset and text below is written out from micad's source (the
+//! openEuler mcs repository; line numbers as of its 2026 master, commit 40f5e2f).
+//! Each test names the function and lines it follows.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::FileTypeExt;
@@ -87,6 +89,14 @@ fn is_socket(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket())
 }
 
+/// create_msg with ped_cfg (offset 338) and debug (594) set too.
+fn create_msg_cfg(name: &[u8], path: &str, ped: &str, cpu: &str, ped_cfg: &str, debug: bool) -> Vec<u8> {
+    let mut m = create_msg(name, path, ped, cpu);
+    m[338..338 + ped_cfg.len()].copy_from_slice(ped_cfg.as_bytes());
+    m[594] = debug as u8;
+    m
+}
+
 fn line(name: &str, cpu: &str, state: &str) -> String {
     format!("{name:<30}{cpu:<20}{state:<20}")
 }
@@ -101,6 +111,8 @@ fn start_up_wipes_the_socket_dir_and_writes_the_pid() {
     assert_eq!(std::fs::metadata(sim.sock("mica-create")).unwrap().permissions().mode() & 0o777, 0o600);
 }
 
+/// socket_listener.c create_mica_client (434-505); the state after create is
+/// OpenAMP remoteproc_init's Offline, which no *_rproc.c init changes.
 #[test]
 fn fields_at_exact_offsets_with_garbage_after_nuls() {
     let sim = Sim::start("xen");
@@ -111,9 +123,11 @@ fn fields_at_exact_offsets_with_garbage_after_nuls() {
     m[748..1260].fill(b'i'); // iomem without a NUL: ignored by us, not read on
     assert_eq!(sim.create(&m), "MICA-SUCCESS");
     assert!(is_socket(&sim.sock("fw1")));
-    assert_eq!(sim.ask("fw1", "status"), line("fw1", "1", "Configured") + "MICA-SUCCESS");
+    assert_eq!(sim.ask("fw1", "status"), line("fw1", "1", "Offline") + "MICA-SUCCESS");
 }
 
+/// create_mica_client 455: name[MAX_NAME_LEN - 1] = '\0'; show_status and
+/// truncate_name_for_display (239-266).
 #[test]
 fn name_byte_65_is_forced_to_nul() {
     let sim = Sim::start("xen");
@@ -122,9 +136,12 @@ fn name_byte_65_is_forced_to_nul() {
     let n65 = "n".repeat(65);
     assert!(is_socket(&sim.sock(&n65)));
     assert!(!sim.sock(&"n".repeat(66)).exists());
-    assert_eq!(sim.ask(&n65, "status"), line("nnnnnnnnnnnn...n", "0", "Configured") + "MICA-SUCCESS");
+    assert_eq!(sim.ask(&n65, "status"), line("nnnnnnnnnnnn...n", "0", "Offline") + "MICA-SUCCESS");
 }
 
+/// check_create_msg (209-233): access(path) first, then the name against every
+/// listener, mica-create's own included; send_log then MICA-FAILED (499-500).
+/// The ELF is read at start (mica.c mica_start -> load_client_image), not at create.
 #[test]
 fn duplicate_and_missing_firmware_and_non_elf() {
     let sim = Sim::start("xen");
@@ -134,20 +151,40 @@ fn duplicate_and_missing_firmware_and_non_elf() {
         sim.create(&create_msg(b"gone", "/nonexistent/zephyr.elf", "xen", "0")),
         "No such file: /nonexistent/zephyr.elf".to_string() + "MICA-FAILED"
     );
+    assert_eq!(
+        sim.create(&create_msg(b"dup", "/nonexistent/zephyr.elf", "xen", "0")),
+        "No such file: /nonexistent/zephyr.elf".to_string() + "MICA-FAILED",
+        "the file is checked before the name"
+    );
+    assert_eq!(sim.create(&create_msg(b"mica-create", "/bin/true", "xen", "0")), "mica-create is already createdMICA-FAILED");
     let text = sim.dir.path().join("notes.txt");
     std::fs::write(&text, "not firmware").unwrap();
-    let reply = sim.create(&create_msg(b"txt", text.to_str().unwrap(), "xen", "0"));
-    assert_eq!(reply, format!("{} is not an ELF fileMICA-FAILED", text.display()));
-    assert!(!sim.sock("gone").exists() && !sim.sock("txt").exists());
+    assert_eq!(sim.create(&create_msg(b"txt", text.to_str().unwrap(), "xen", "0")), "MICA-SUCCESS");
+    assert_eq!(sim.ask("txt", "start"), "MICA-FAILED");
+    assert_eq!(sim.ask("txt", "status"), line("txt", "0", "Offline") + "MICA-SUCCESS");
+    assert!(!sim.sock("gone").exists());
 }
 
+/// create_mica_client 437 and 449: the message starts zeroed and one recv of at
+/// most its size fills what arrived, so a short message reads as zeros after its
+/// end; an empty one has an empty path (check_create_msg 215-219).
 #[test]
-fn short_create_message_fails() {
+fn short_create_message_reads_as_zeros() {
     let sim = Sim::start("xen");
-    assert_eq!(sim.create(&create_msg(b"short", "/bin/true", "xen", "0")[..1000]), "MICA-FAILED");
-    assert!(!sim.sock("short").exists());
+    assert_eq!(sim.create(&create_msg(b"short", "/bin/true", "xen", "0")[..600]), "MICA-SUCCESS");
+    assert_eq!(sim.ask("short", "status"), line("short", "0", "Offline") + "MICA-SUCCESS");
+    // A peer that sends nothing and shuts its side: recv returns 0 bytes.
+    let mut s = UnixStream::connect(sim.sock("mica-create")).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "No such file: MICA-FAILED");
 }
 
+/// client_ctrl_handler (289-399): a 32-byte recv, exact compares, "Invalid
+/// command: %s" (380-383); `set` is any request starting with those 3 letters
+/// (355), its strtok check (358-366); start_gdb_client (268-287) sends the text
+/// with its newline, or the gdb command line with port 5678.
 #[test]
 fn invalid_commands_and_the_32_byte_read() {
     let sim = Sim::start("xen");
@@ -165,7 +202,15 @@ fn invalid_commands_and_the_32_byte_read() {
         Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
     }
     assert_eq!(sim.ask("c", &"x".repeat(32)), format!("Invalid command: {}MICA-FAILED", "x".repeat(32)));
-    assert_eq!(sim.ask("c", "gdb"), "The elf file does not support debuggingMICA-FAILED");
+    assert_eq!(sim.ask("c", "gdb"), "The elf file does not support debugging\nMICA-FAILED");
+    let usage = "Invalid set command. Usage: set <key> <value>MICA-FAILED";
+    assert_eq!(sim.ask("c", "setfoo"), usage);
+    assert_eq!(sim.ask("c", "settings a b"), "MICA-FAILED", "a `set` whose key xen_rproc.c does not know");
+    sim.create(&create_msg_cfg(b"dbg", "/bin/true", "xen", "0", "", true));
+    assert_eq!(
+        sim.ask("dbg", "gdb"),
+        "gdb /bin/true -ex 'set remotetimeout unlimited' -ex 'target extended-remote :5678' -ex 'set remote run-packet off'MICA-SUCCESS"
+    );
 }
 
 #[test]
@@ -176,6 +221,7 @@ fn status_line_truncates_a_container_id() {
     assert_eq!(sim.ask(&id, "status"), line("0123456789ab...f", "", "Offline") + "MICA-SUCCESS");
 }
 
+/// xen_rproc.c set_resource (437-500): key lowercased, 7 keys, maxvcpu refused.
 #[test]
 fn set_on_xen() {
     let sim = Sim::start("xen");
@@ -184,7 +230,8 @@ fn set_on_xen() {
         assert_eq!(sim.ask("x", req), "MICA-SUCCESS", "{req}");
     }
     assert_eq!(sim.ask("x", "set cpu 1"), "MICA-SUCCESS");
-    assert!(sim.ask("x", "status").starts_with(&line("x", "1", "Configured")));
+    assert!(sim.ask("x", "status").starts_with(&line("x", "1", "Offline")));
+    assert_eq!(sim.ask("x", "set maxvcpu 2"), "MICA-FAILED");
     // The Go micrun's spellings, and a bad value: failure without text.
     assert_eq!(sim.ask("x", "set CPUCpacity 5"), "MICA-FAILED");
     assert_eq!(sim.ask("x", "set MaxMem 5"), "MICA-FAILED");
@@ -194,6 +241,7 @@ fn set_on_xen() {
     assert_eq!(sim.ask("x", "set memory 1 2"), usage);
 }
 
+/// mica.c mica_set (88-102): no ped_ops on bare metal, -EINVAL, no text.
 #[test]
 fn set_fails_on_bare_metal() {
     let sim = Sim::start("baremetal");
@@ -202,14 +250,28 @@ fn set_fails_on_bare_metal() {
     assert_eq!(sim.ask("b", "set memory"), "Invalid set command. Usage: set <key> <value>MICA-FAILED");
 }
 
+/// baremetal_rproc.c rproc_init (141-148) reads strtoul(cpu_str, NULL, 0), so
+/// `1-2` is CPU 1 and the list is shown as sent; remoteproc_core.c create_client
+/// (128-137) knows only the riscv hetero client; jailhouse_rproc.c rproc_init
+/// (283-287) opens the cell file named by ped_cfg.
 #[test]
-fn pedestal_mismatch_and_bare_metal_cpu_rule() {
+fn pedestal_mismatch_and_pedestal_init_rules() {
     let sim = Sim::start("baremetal");
     let r = sim.create(&create_msg(b"x", "/bin/true", "xen", "0"));
     assert!(r.ends_with("MICA-FAILED") && r.contains("pedestal xen"), "{r}");
-    assert_eq!(sim.create(&create_msg(b"y", "/bin/true", "", "1-2")), "MICA-FAILED");
+    assert_eq!(sim.create(&create_msg(b"y", "/bin/true", "", "1-2")), "MICA-SUCCESS");
+    assert_eq!(sim.ask("y", "status"), line("y", "1-2", "Offline") + "MICA-SUCCESS");
+    let hetero = Sim::start("hetero");
+    assert_eq!(hetero.create(&create_msg(b"h", "/bin/true", "hetero", "0")), "MICA-FAILED");
+    assert_eq!(hetero.create(&create_msg(b"h", "/bin/true", "hetero", "riscv")), "MICA-SUCCESS");
+    let jh = Sim::start("jailhouse");
+    assert_eq!(jh.create(&create_msg_cfg(b"j", "/bin/true", "jailhouse", "1", "/nonexistent/cell", false)), "MICA-FAILED");
+    let cell = jh.dir.path().join("rtos.cell");
+    std::fs::write(&cell, "cell").unwrap();
+    assert_eq!(jh.create(&create_msg_cfg(b"j", "/bin/true", "jailhouse", "1", cell.to_str().unwrap(), false)), "MICA-SUCCESS");
 }
 
+/// client_ctrl_handler 347-354 and 386-390: reply, close, then free_listener_by_name unlinks.
 #[test]
 fn rm_replies_then_unlinks_the_socket() {
     let sim = Sim::start("xen");
@@ -220,6 +282,10 @@ fn rm_replies_then_unlinks_the_socket() {
     assert_eq!(sim.create(&create_msg(b"gone-soon", "/bin/true", "xen", "0")), "MICA-SUCCESS");
 }
 
+/// remoteproc_core.c show_client_status (225-233): a running client whose core is
+/// off is stopped and shown Offline, with no services (mica.c mica_stop 55-70
+/// unregisters them); `stop` of an Offline client still succeeds (mica_stop
+/// returns nothing: socket_listener.c 344-346).
 #[test]
 fn halted_firmware_goes_offline_at_the_next_status() {
     let sim = Sim::start("baremetal");
@@ -229,10 +295,13 @@ fn halted_firmware_goes_offline_at_the_next_status() {
     wait_for(|| exit.exists(), "t.exit");
     assert_eq!(std::fs::read_to_string(&exit).unwrap().trim(), "0");
     assert_eq!(sim.ask("t", "status"), line("t", "0", "Offline") + "MICA-SUCCESS");
-    assert_eq!(sim.ask("t", "stop"), "MICA-FAILED", "stopping an offline client");
+    assert_eq!(sim.ask("t", "stop"), "MICA-SUCCESS", "stopping an offline client");
     assert!(!sim.dir.path().join("dev/ttyRPMSG_t_0").exists());
 }
 
+/// rpmsg_pty.c get_rpmsg_tty_dev (546-562) prints `rpmsg-tty(<dev>) `, and
+/// rpmsg_service.c print_device_of_service (24-42) `<name> ` for rpc and umt, in
+/// the order socket_listener.c 327-343 registers them.
 #[test]
 fn host_firmware_console_through_the_tty_link() {
     let sim = Sim::start("baremetal");
@@ -241,7 +310,7 @@ fn host_firmware_console_through_the_tty_link() {
     let link = sim.dir.path().join("dev/ttyRPMSG_cat_1_0");
     wait_for(|| link.exists(), "tty link");
     let status = sim.ask("cat.1", "status");
-    let expect = format!("rpmsg-tty({}) rpmsg-rpcMICA-SUCCESS", link.display());
+    let expect = format!("rpmsg-tty({}) rpmsg-rpc rpmsg-umt MICA-SUCCESS", link.display());
     assert!(status.starts_with(&line("cat.1", "0", "Running")) && status.ends_with(&expect), "{status}");
     let mut tty = std::fs::OpenOptions::new().read(true).write(true).open(&link).unwrap();
     tty.write_all(b"ping\n").unwrap();

@@ -1,13 +1,20 @@
-//! What the simulated micad answers, request by request. Texts are micad's where
-//! micad's source gives them; where micad answers MICA-FAILED alone, so does this,
-//! and the reason goes to the simulator's log (micad's goes to syslog).
+//! What the simulated micad answers, request by request, following micad's
+//! mica/micad/socket_listener.c (`create_mica_client`, `check_create_msg`,
+//! `client_ctrl_handler`) and what it calls in library/. Texts are micad's; where
+//! micad answers MICA-FAILED alone, so does this, and the reason goes to the
+//! simulator's log (micad's goes to syslog).
 
 use std::path::Path;
 
-use super::elf;
 use super::rtos::{exit_file, RtosClient};
 use super::{Registry, Shared};
 use crate::backend::mica::protocol::{CreateMsg, Pedestal, SetKey, CREATE_MSG_LEN};
+
+/// (offset, size) of the create message's strings. micad forces the last byte of
+/// each to NUL (name, path, ped, ped_cfg, cpu_str, network) or copies it with
+/// strlcpy into a buffer of the same size (iomem): either way at most size - 1
+/// bytes reach it.
+const STRINGS: [(usize, usize); 7] = [(0, 66), (66, 256), (322, 16), (338, 256), (595, 128), (748, 512), (1260, 512)];
 
 /// A reply before framing: text, then MICA-SUCCESS or MICA-FAILED.
 #[derive(Debug, PartialEq, Eq)]
@@ -33,22 +40,23 @@ impl Answer {
 /// Handles one create message (the bytes of a single recv). On success the caller
 /// binds `<name>.socket` and registers the returned client.
 pub fn create(shared: &Shared, reg: &Registry, bytes: &[u8]) -> Result<RtosClient, Answer> {
-    if bytes.len() != CREATE_MSG_LEN {
-        return Err(Answer::failed_silently(&format!(
-            "create message of {} bytes in one recv; micad's struct is {CREATE_MSG_LEN}",
-            bytes.len()
-        )));
+    // micad's message starts zeroed (`struct create_msg msg = {0}`) and one recv
+    // fills what arrived: a short message leaves the rest zero.
+    let mut buf = vec![0u8; CREATE_MSG_LEN];
+    let n = bytes.len().min(CREATE_MSG_LEN);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    for (off, size) in STRINGS {
+        buf[off + size - 1] = 0;
     }
-    let msg = CreateMsg::decode(bytes).map_err(|e| Answer::failed_silently(&e.to_string()))?;
+    let msg = CreateMsg::decode(&buf).map_err(|e| Answer::failed_silently(&e.to_string()))?;
     let name = msg.name.as_str();
-    if name.is_empty() || name.contains('/') || name == "mica-create" {
-        return Err(Answer::failed_silently(&format!("client name {name:?} cannot name a socket")));
-    }
-    if reg.clients.contains_key(name) {
-        return Err(Answer::failed(format!("{name} is already created")));
-    }
+    // check_create_msg: the firmware file first, then the name against every
+    // listener, mica-create's own included.
     if !Path::new(&msg.firmware_path).exists() {
         return Err(Answer::failed(format!("No such file: {}", msg.firmware_path)));
+    }
+    if name == "mica-create" || reg.clients.contains_key(name) {
+        return Err(Answer::failed(format!("{name} is already created")));
     }
     if msg.pedestal != shared.opts.pedestal {
         // Simulator text: the machine has one pedestal, and a client for another
@@ -58,14 +66,29 @@ pub fn create(shared: &Shared, reg: &Registry, bytes: &[u8]) -> Result<RtosClien
             msg.pedestal, shared.opts.pedestal
         )));
     }
-    if msg.pedestal == Pedestal::BareMetal {
-        let cpus = super::rtos::parse_cpu_list(if msg.cpu.is_empty() { "0" } else { &msg.cpu });
-        if cpus.as_ref().map(Vec::len) != Some(1) {
-            return Err(Answer::failed_silently(&format!("bare metal needs exactly one CPU id, got {:?}", msg.cpu)));
-        }
+    pedestal_init(&msg).map_err(|why| Answer::failed_silently(&why))?;
+    if name.contains('/') {
+        // micad binds <dir>/<name>.socket, which fails for a name with a slash.
+        return Err(Answer::failed_silently(&format!("client name {name:?} cannot name a socket")));
     }
-    let firmware = elf::inspect(Path::new(&msg.firmware_path)).map_err(Answer::failed)?;
-    Ok(RtosClient::new(msg, firmware))
+    Ok(RtosClient::new(msg))
+}
+
+/// What each pedestal's `rproc_init` (library/remoteproc/*_rproc.c) refuses, as
+/// far as a simulated machine can tell.
+fn pedestal_init(msg: &CreateMsg) -> Result<(), String> {
+    match msg.pedestal {
+        // create_client (remoteproc_core.c) knows only the riscv hetero client.
+        Pedestal::Hetero if msg.cpu != "riscv" => Err(format!("hetero pedestal needs cpu_str \"riscv\", got {:?}", msg.cpu)),
+        // jailhouse_rproc.c rproc_init reads the cell file named by ped_cfg.
+        Pedestal::Jailhouse if std::fs::File::open(&msg.pedestal_config).is_err() => {
+            Err(format!("jailhouse cell config {:?} cannot be opened", msg.pedestal_config))
+        }
+        // baremetal_rproc.c takes strtoul(cpu_str) and checks it against the CPUs
+        // configured; xen_rproc.c generate_xen_cfg wants vcpu_num >= 0, memory >= 0
+        // and a ped_cfg. Neither is enforced here (README, "The micad simulator").
+        _ => Ok(()),
+    }
 }
 
 /// What the caller must do after answering a control request.
@@ -76,6 +99,11 @@ pub enum After {
     Unlink,
 }
 
+/// micad's gdb port (socket_listener.c MICA_GDB_SERVER_PORT).
+const GDB_PORT: u16 = 5678;
+/// micad builds the gdb command in a 256-byte buffer.
+const GDB_CMD_MAX: usize = 255;
+
 /// Handles one control request for `name`; `raw` is what one recv returned.
 pub fn control(shared: &Shared, reg: &mut Registry, name: &str, raw: &[u8]) -> (Answer, After) {
     // micad compares C strings: anything after a NUL is not part of the request.
@@ -85,13 +113,16 @@ pub fn control(shared: &Shared, reg: &mut Registry, name: &str, raw: &[u8]) -> (
         return (Answer::failed_silently(&format!("{name} has a socket but no client")), After::Nothing);
     };
     let live = &shared.live;
+    // client_ctrl_handler's order: start, stop, rm (exact), set (any request
+    // beginning with those three letters), status, gdb (exact), anything else.
     let answer = match msg.as_str() {
-        "start" if client.is_running() => Answer::failed_silently(&format!("{name} is already running")),
+        // remoteproc_config refuses any state but Offline.
+        "start" if client.is_running() => Answer::failed_silently(&format!("{name} is not offline")),
         "start" => match client.start(&shared.opts.socket_dir, &shared.opts.tty_dir, live) {
             Ok(()) => Answer::ok(""),
             Err(e) => Answer::failed_silently(&format!("start {name}: {}: {e}", client.msg.firmware_path)),
         },
-        "stop" if !client.is_running() => Answer::failed_silently(&format!("{name} is not running")),
+        // mica_stop returns nothing: stop always succeeds, running or not.
         "stop" => {
             client.stop(live);
             Answer::ok("")
@@ -102,22 +133,41 @@ pub fn control(shared: &Shared, reg: &mut Registry, name: &str, raw: &[u8]) -> (
             let _ = std::fs::remove_file(exit_file(&shared.opts.socket_dir, name));
             return (Answer::ok(""), After::Unlink);
         }
+        _ if msg.starts_with("set") => set(client, shared.opts.pedestal, &msg),
         "status" => {
-            // micad's side effect: a halted RTOS is stopped by the status request.
+            // show_client_status: a running RTOS that powered its core off is
+            // stopped (mica_stop) and reported Offline.
             if client.halted() {
                 client.stop(live);
             }
-            Answer::ok(client.status_line().format())
+            Answer::ok(client.status_line())
         }
-        "gdb" if client.msg.debug => Answer::ok(format!("gdb {}", client.msg.firmware_path)),
-        "gdb" => Answer::failed("The elf file does not support debugging"),
-        _ if msg.split(' ').next() == Some("set") => set(client, shared.opts.pedestal, &msg),
+        "gdb" if client.msg.debug => {
+            let mut cmd = format!(
+                "gdb {} -ex 'set remotetimeout unlimited' -ex 'target extended-remote :{GDB_PORT}' -ex 'set remote run-packet off'",
+                client.msg.firmware_path
+            );
+            truncate_bytes(&mut cmd, GDB_CMD_MAX);
+            Answer::ok(cmd)
+        }
+        "gdb" => Answer::failed("The elf file does not support debugging\n"),
         _ => Answer::failed(format!("Invalid command: {msg}")),
     };
     (answer, After::Nothing)
 }
 
-/// `set <key> <value>`: tokens split on spaces as strtok does.
+fn truncate_bytes(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+/// `set <key> <value>`: tokens split on spaces as strtok does; then mica_set,
+/// which only the Xen pedestal implements (xen_rproc.c set_resource).
 fn set(client: &mut RtosClient, pedestal: Pedestal, msg: &str) -> Answer {
     let tokens: Vec<&str> = msg.split(' ').filter(|t| !t.is_empty()).collect();
     let [_, key, value] = tokens[..] else {
@@ -126,8 +176,10 @@ fn set(client: &mut RtosClient, pedestal: Pedestal, msg: &str) -> Answer {
     if pedestal != Pedestal::Xen {
         return Answer::failed_silently(&format!("set is implemented only by the Xen pedestal, not {pedestal}"));
     }
+    // `maxvcpu` is a key micad knows but refuses (xl cannot change it): the same
+    // silent failure as an unknown key.
     let Some(key) = SetKey::parse(key) else {
-        return Answer::failed_silently(&format!("set: unknown key {key:?}"));
+        return Answer::failed_silently(&format!("set: key {key:?} cannot be set"));
     };
     let m = &mut client.msg;
     let number = || value.parse::<i32>().ok();
@@ -140,6 +192,7 @@ fn set(client: &mut RtosClient, pedestal: Pedestal, msg: &str) -> Answer {
         SetKey::MaxMemory => number().map(|n| m.max_memory_mib = n),
     };
     if applied.is_none() {
+        // micad runs xl, which refuses the value; the simulator checks its form.
         return Answer::failed_silently(&format!("set {key}: bad value {value:?}"));
     }
     tracing::info!(client = %m.name, "set {key} {value}");

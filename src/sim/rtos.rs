@@ -12,9 +12,9 @@ use nix::unistd::Pid;
 use tokio::task::JoinHandle;
 
 use super::console::{self, Pty};
-use super::elf::Firmware;
+use super::elf::{self, Firmware};
 use super::Live;
-use crate::backend::mica::protocol::{display_name, tty_name, ClientState, CreateMsg, Pedestal, StatusLine};
+use crate::backend::mica::protocol::{display_name, tty_name, ClientState, CreateMsg, Pedestal};
 
 /// micad announces the tty some time after `start` answers; so does the simulator,
 /// so clients must wait for it with a bound as they must with micad.
@@ -22,7 +22,6 @@ const TTY_DELAY: Duration = Duration::from_millis(30);
 
 pub struct RtosClient {
     pub msg: CreateMsg,
-    pub firmware: Firmware,
     pub state: ClientState,
     running: Option<Running>,
 }
@@ -44,11 +43,10 @@ pub fn exit_file(socket_dir: &Path, name: &str) -> PathBuf {
 }
 
 impl RtosClient {
-    pub fn new(msg: CreateMsg, firmware: Firmware) -> RtosClient {
-        // On Xen, create writes the domain config and nothing runs yet; elsewhere
-        // the core simply stays offline until start.
-        let state = if msg.pedestal == Pedestal::Xen { ClientState::Configured } else { ClientState::Offline };
-        RtosClient { msg, firmware, state, running: None }
+    pub fn new(msg: CreateMsg) -> RtosClient {
+        // OpenAMP's remoteproc_init leaves every pedestal's client Offline (none
+        // of the *_rproc.c init functions sets another state).
+        RtosClient { msg, state: ClientState::Offline, running: None }
     }
 
     pub fn is_running(&self) -> bool {
@@ -59,13 +57,15 @@ impl RtosClient {
     /// MICA-FAILED alone.
     pub fn start(&mut self, socket_dir: &Path, tty_dir: &Path, live: &Arc<Live>) -> std::io::Result<()> {
         let name = self.msg.name.clone();
+        // micad reads the ELF at start (load_client_image), not at create.
+        let firmware = elf::inspect(Path::new(&self.msg.firmware_path)).map_err(std::io::Error::other)?;
         let _ = std::fs::remove_file(exit_file(socket_dir, &name));
         let user_side = Pty::open_raw()?;
         let master = console::async_master(user_side.master)?;
         let exit = Arc::new(OnceLock::new());
         let mut tasks = Vec::new();
         let mut pid = None;
-        match self.firmware {
+        match firmware {
             Firmware::Host => {
                 let rtos_side = Pty::open_raw()?;
                 let mut child = self.spawn_host(&rtos_side.slave)?;
@@ -93,24 +93,33 @@ impl RtosClient {
         let link = tty_dir.join(tty_name(&name, 0));
         let link_ready = Arc::new(AtomicBool::new(false));
         let (target, l, ready, live2) = (user_side.slave_path, link.clone(), link_ready.clone(), live.clone());
-        tasks.push(tokio::spawn(async move {
-            tokio::time::sleep(TTY_DELAY).await;
-            let _ = std::fs::remove_file(&l);
-            match std::os::unix::fs::symlink(&target, &l) {
-                Ok(()) => {
-                    live2.links.lock().expect("live lock").insert(l);
-                    ready.store(true, Ordering::SeqCst);
+        // rpmsg_pty.c create_tty_device refuses an empty client name: no tty then.
+        if !name.is_empty() {
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(TTY_DELAY).await;
+                let _ = std::fs::remove_file(&l);
+                match std::os::unix::fs::symlink(&target, &l) {
+                    Ok(()) => {
+                        live2.links.lock().expect("live lock").insert(l);
+                        ready.store(true, Ordering::SeqCst);
+                    }
+                    Err(e) => tracing::warn!("cannot link {} -> {}: {e}", l.display(), target.display()),
                 }
-                Err(e) => tracing::warn!("cannot link {} -> {}: {e}", l.display(), target.display()),
-            }
-        }));
+            }));
+        }
         self.running = Some(Running { pid, exit, tasks, link, link_ready, _slave: user_side.slave });
         self.state = ClientState::Running;
         Ok(())
     }
 
     fn spawn_host(&self, stdio: &std::os::fd::OwnedFd) -> std::io::Result<tokio::process::Child> {
-        let pin = cpus_to_pin(&self.msg.cpu);
+        // Bare metal boots the one CPU strtoul(cpu_str, NULL, 0) names
+        // (baremetal_rproc.c rproc_init); other pedestals take the list.
+        let pin = if self.msg.pedestal == Pedestal::BareMetal {
+            cpus_to_pin(&strtoul0(&self.msg.cpu).to_string())
+        } else {
+            cpus_to_pin(&self.msg.cpu)
+        };
         let mut cmd = std::process::Command::new(&self.msg.firmware_path);
         cmd.stdin(stdio.try_clone()?).stdout(stdio.try_clone()?).stderr(stdio.try_clone()?);
         cmd.env("MICRUN_SIM_CLIENT", &self.msg.name);
@@ -163,13 +172,22 @@ impl RtosClient {
         self.running.as_ref().is_some_and(|r| r.exit.get().is_some())
     }
 
-    pub fn status_line(&self) -> StatusLine {
-        let mut services = Vec::new();
-        if let Some(run) = self.running.as_ref().filter(|r| r.link_ready.load(Ordering::SeqCst)) {
-            services.push(format!("rpmsg-tty({})", run.link.display()));
-            services.push("rpmsg-rpc".to_string());
+    /// show_status's `%-30s%-20s%-20s%s`. The services are those `start`
+    /// registers, in its order, each followed by a space (rpmsg_service.c
+    /// print_device_of_service): the debug service, the tty once the RTOS has
+    /// announced it (`rpmsg-tty(<link>) `), rpc and umt. A stopped client has none.
+    pub fn status_line(&self) -> String {
+        let mut services = String::new();
+        if let Some(run) = &self.running {
+            if self.msg.debug {
+                services.push_str("debug-rtos-kernel ");
+            }
+            if run.link_ready.load(Ordering::SeqCst) {
+                services.push_str(&format!("rpmsg-tty({}) ", run.link.display()));
+            }
+            services.push_str("rpmsg-rpc rpmsg-umt ");
         }
-        StatusLine { display_name: display_name(&self.msg.name), cpu: self.msg.cpu.clone(), state: self.state, services }
+        format!("{:<30}{:<20}{:<20}{}", display_name(&self.msg.name), self.msg.cpu, self.state.as_str(), services)
     }
 }
 
@@ -223,6 +241,34 @@ fn cpus_to_pin(cpu_list: &str) -> Option<CpuSet> {
     Some(set)
 }
 
+/// strtoul(s, NULL, 0): leading blanks, an optional sign, then a decimal, `0x`
+/// hex or `0` octal number, read as far as it goes; 0 when there is none.
+pub fn strtoul0(s: &str) -> u64 {
+    let s = s.trim_start();
+    let (neg, s) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, digits) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).filter(|h| h.starts_with(|c: char| c.is_ascii_hexdigit())) {
+        (16, h)
+    } else if s.starts_with('0') {
+        (8, s)
+    } else {
+        (10, s)
+    };
+    let mut n: u64 = 0;
+    for c in digits.chars() {
+        let Some(d) = c.to_digit(radix) else { break };
+        n = n.saturating_mul(radix as u64).saturating_add(d as u64);
+    }
+    if neg {
+        n.wrapping_neg()
+    } else {
+        n
+    }
+}
+
 /// `3`, `1-3`, `0,2-3` to CPU ids.
 pub fn parse_cpu_list(list: &str) -> Option<Vec<usize>> {
     let mut ids = Vec::new();
@@ -254,5 +300,12 @@ mod tests {
         assert_eq!(parse_cpu_list("x"), None);
         assert!(cpus_to_pin("0").is_some());
         assert!(cpus_to_pin("4095").is_none());
+    }
+
+    #[test]
+    fn strtoul_as_micad_reads_a_bare_metal_cpu() {
+        for (s, n) in [("3", 3), ("1-3", 1), ("0,2", 0), ("", 0), ("x", 0), (" 2", 2), ("0x10", 16), ("010", 8), ("09", 0)] {
+            assert_eq!(strtoul0(s), n, "{s:?}");
+        }
     }
 }
