@@ -118,17 +118,14 @@ impl IoCopy {
         }
     }
 
-    /// Sets up terminal stdio over a pty master received from the runtime.
-    pub fn console(paths: &StdioPaths, master: OwnedFd) -> std::io::Result<IoCopy> {
+    /// Sets up terminal stdio over a pty master received from the runtime (or
+    /// an RTOS's rpmsg tty). `id` and `namespace` are for a logging binary.
+    pub async fn console(paths: &StdioPaths, master: OwnedFd, id: &str, namespace: &str) -> std::io::Result<IoCopy> {
         nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        // A logging binary or a hook started later must not hold the console.
+        nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
         let master = Arc::new(new_async_fd(master)?);
         let mut io = IoCopy { console: Some(master.clone()), ..Default::default() };
-        if !paths.stdin.is_empty() {
-            let fifo = pipe::OpenOptions::new().read_write(true).open_receiver(&paths.stdin)?;
-            let (tx, rx) = oneshot::channel();
-            io.stdin_close = Some(tx);
-            tokio::spawn(copy_stdin(fifo, PtyWriter(master.clone()), rx));
-        }
         if paths.stderr != paths.stdout {
             if let Output::Fifo(p) = classify(&paths.stderr) {
                 match pipe::OpenOptions::new().read_write(true).open_sender(p) {
@@ -140,13 +137,19 @@ impl IoCopy {
                 }
             }
         }
-        if let Output::Fifo(p) = classify(&paths.stdout) {
-            let fifo = pipe::OpenOptions::new().read_write(true).open_sender(p)?;
+        let sink = console_sink(&paths.stdout, id, namespace).await?;
+        if !paths.stdin.is_empty() {
+            let fifo = pipe::OpenOptions::new().read_write(true).open_receiver(&paths.stdin)?;
+            let (tx, rx) = oneshot::channel();
+            io.stdin_close = Some(tx);
+            tokio::spawn(copy_stdin(fifo, PtyWriter(master.clone()), rx));
+        }
+        if let Some((sink, keep)) = sink {
             let hangup = io.hangup.clone();
             let stderr = io.idle_stderr.take();
             io.outputs.push(tokio::spawn(async move {
-                copy_out(PtyReader(master), fifo).await;
-                drop(stderr);
+                copy_out(PtyReader(master), sink).await;
+                drop((stderr, keep));
                 hangup.notify_one();
             }));
         }
@@ -186,6 +189,31 @@ async fn futures_join(handles: Vec<JoinHandle<()>>) {
     for h in handles {
         let _ = h.await;
     }
+}
+
+/// A console's one output stream, for stdout's URI: a fifo, a file (appended
+/// to) or a logging binary (its stderr pipe, which a console never writes, is
+/// kept open until the output ends, as the binary waits for both to close).
+type ConsoleSink = (Box<dyn AsyncWrite + Send + Unpin>, Option<OwnedFd>);
+
+async fn console_sink(stdout: &str, id: &str, namespace: &str) -> std::io::Result<Option<ConsoleSink>> {
+    Ok(match classify(stdout) {
+        Output::None => None,
+        Output::Fifo(p) => Some((Box::new(pipe::OpenOptions::new().read_write(true).open_sender(p)?), None)),
+        Output::File(p) => {
+            if let Some(dir) = Path::new(p).parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let f = std::fs::OpenOptions::new().create(true).append(true).open(p)?;
+            Some((Box::new(tokio::fs::File::from_std(f)), None))
+        }
+        Output::Binary(spec) => {
+            let (out_r, out_w) = pipe_pair()?;
+            let (err_r, err_w) = pipe_pair()?;
+            start_log_binary(spec, id, namespace, out_r, err_r).await?;
+            Some((Box::new(pipe::Sender::from_owned_fd(out_w)?), Some(err_w)))
+        }
+    })
 }
 
 fn pipe_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -372,7 +400,7 @@ mod tests {
             stderr: dir.path().join("stderr").display().to_string(),
             ..Default::default()
         };
-        let mut io = IoCopy::console(&paths, pty.master).expect("console without a stderr fifo");
+        let mut io = IoCopy::console(&paths, pty.master, "c", "ns").await.expect("console without a stderr fifo");
         drop(pty.slave);
         io.drain(std::time::Duration::from_secs(5)).await;
     }
@@ -395,7 +423,7 @@ mod tests {
             stderr: err.display().to_string(),
             ..Default::default()
         };
-        let mut io = IoCopy::console(&paths, pty.master).unwrap();
+        let mut io = IoCopy::console(&paths, pty.master, "c", "ns").await.unwrap();
         let mut reader = rx
             .recv_timeout(std::time::Duration::from_secs(5))
             .expect("the stderr fifo was never opened for writing")
@@ -419,5 +447,44 @@ mod tests {
         let rest = got.expect("stderr did not end when the console hung up").unwrap();
         assert!(rest.is_empty(), "stderr carried {rest:?}");
         io.drain(std::time::Duration::from_secs(5)).await;
+    }
+
+    /// nerdctl hands every detached container a `binary://` log, and ctr's
+    /// --log-uri a `file://`: a console's output must reach both, and its
+    /// end must still be noticed (an RTOS's exit waits for it).
+    #[tokio::test]
+    async fn console_output_reaches_a_file_and_a_logging_binary() {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("logs/console.log");
+        let logged = dir.path().join("binary.log");
+        let logger = dir.path().join("logger");
+        std::fs::write(&logger, format!("#!/bin/sh\nexec 5>&-\necho \"$CONTAINER_NAMESPACE/$CONTAINER_ID $1\" > {0}\ncat <&3 >> {0}\n", logged.display())).unwrap();
+        std::fs::set_permissions(&logger, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for (stdout, out) in [
+            (format!("file://{}", file.display()), &file),
+            (format!("binary://{}?opt=1", logger.display()), &logged),
+        ] {
+            let pty = nix::pty::openpty(None, None).unwrap();
+            // openpty's fds are inherited by children; the logger must not keep the slave open
+            nix::fcntl::fcntl(&pty.slave, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).unwrap();
+            let paths = StdioPaths { stdout: stdout.clone(), stderr: stdout.clone(), terminal: true, ..Default::default() };
+            let mut io = IoCopy::console(&paths, pty.master, "c1", "ns1").await.unwrap();
+            let hangup = io.hangup();
+            std::fs::File::from(pty.slave).write_all(b"hello console\n").unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(5), hangup.notified()).await.unwrap_or_else(|_| panic!("{stdout}: the console's end was not noticed"));
+            io.drain(std::time::Duration::from_secs(5)).await;
+            let mut text = String::new();
+            for _ in 0..50 {
+                text = std::fs::read_to_string(out).unwrap_or_default();
+                if text.contains("hello console") {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            assert!(text.contains("hello console"), "{stdout}: {text:?}");
+        }
+        assert!(std::fs::read_to_string(&logged).unwrap().starts_with("ns1/c1 opt"));
     }
 }

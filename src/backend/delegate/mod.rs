@@ -151,7 +151,7 @@ impl Attach<'_> {
             args.extend(["--console-socket".into(), console.path().into(), self.id.into()]);
             cli.run(args, ChildStdio::default()).await?;
             let master = console.receive().await?;
-            IoCopy::console(self.stdio, master).map_err(|e| Error::failed("connect the console to containerd", e))
+            IoCopy::console(self.stdio, master, self.id, self.namespace).await.map_err(|e| Error::failed("connect the console to containerd", e))
         } else {
             let (io, ends) = IoCopy::pipes(self.stdio, self.id, self.namespace)
                 .await

@@ -44,6 +44,8 @@ pub struct MicaLeftover {
 
 pub struct MicaContainer {
     id: String,
+    /// containerd's namespace, for a logging binary (`binary://` stdout).
+    namespace: String,
     /// The micad client name: the container id (containerd ids are at most 76
     /// bytes, so longer ones are refused at create rather than truncated).
     name: String,
@@ -123,6 +125,7 @@ pub async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
     }
     Ok(MicaContainer {
         id: ctx.id.into(),
+        namespace: ctx.namespace.into(),
         name,
         pedestal,
         auto_close: set.auto_close,
@@ -194,7 +197,7 @@ impl MicaContainer {
 
     async fn attach_console(&self, tty: &Path) -> Result<()> {
         let fd = watch::open_tty(tty).map_err(|e| Error::failed(&format!("open the RTOS console {}", tty.display()), e))?;
-        let io = IoCopy::console(&self.stdio, fd).map_err(|e| Error::failed("connect the RTOS console to containerd", e))?;
+        let io = IoCopy::console(&self.stdio, fd, &self.id, &self.namespace).await.map_err(|e| Error::failed("connect the RTOS console to containerd", e))?;
         *self.console.lock().await = io;
         Ok(())
     }
