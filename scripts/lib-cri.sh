@@ -42,21 +42,43 @@ EOF
 # pointing at DIR/micrun-cri.toml (the CRI test writes it before each pod), so
 # the example is what the test proves.
 micrun__cri_config() {
-    local dir=$1 series=$2 example handler
+    local dir=$1 series=$2
+    micrun__cni_setup "$dir" || return 1
+    printf '# written by scripts/lib-cri.sh; the CRI test replaces it before each pod\n' >"$dir/micrun-cri.toml"
+    micrun__cri_settings "$series" "$dir" "$dir/cni/bin" "$MICRUN_PAUSE_REF" "" || return 1
+    micrun__cri_handlers "$series" "$dir/micrun-cri.toml"
+}
+
+# The runtime handlers of SERIES's example config (without its `version`
+# line), ConfigPath set to MICRUN_CONFIG; fails if the example no longer has
+# the handlers named after it (default: mica) or the commented ConfigPath.
+micrun__cri_handlers() {
+    local series=$1 config=$2 example handler h
+    shift 2
     if [[ $series == 2.* ]]; then
         example="$MICRUN_REPO/examples/containerd-config-v3.toml"
     else
         example="$MICRUN_REPO/examples/containerd-config.toml"
     fi
-    micrun__cni_setup "$dir" || return 1
-    printf '# written by scripts/lib-cri.sh; the CRI test replaces it before each pod\n' >"$dir/micrun-cri.toml"
-    handler=$(sed -e '/^version = /d' \
-        -e "s|^\( *\)# ConfigPath = .*|\1ConfigPath = \"$dir/micrun-cri.toml\"|" "$example")
-    if ! grep -qF "ConfigPath = \"$dir/micrun-cri.toml\"" <<<"$handler" \
-        || ! grep -qF 'runtimes.mica]' <<<"$handler"; then
-        micrun_die "$example no longer has the runtime handler mica with a commented ConfigPath line"
+    handler=$(sed -e '/^version = /d' -e "s|^\( *\)# ConfigPath = .*|\1ConfigPath = \"$config\"|" "$example")
+    if ! grep -qF "ConfigPath = \"$config\"" <<<"$handler"; then
+        micrun_die "$example no longer has a commented ConfigPath line"
         return 1
     fi
+    for h in "${@:-mica}"; do
+        grep -qF "runtimes.$h]" <<<"$handler" || {
+            micrun_die "$example no longer has the runtime handler $h"
+            return 1
+        }
+    done
+    printf '%s\n' "$handler"
+}
+
+# CRI's settings for SERIES: state and CNI config under DIR, CNI plugins in
+# CNI_BIN_DIR, the pod sandbox image SANDBOX, and (when REGISTRY_DIR is not
+# empty) registry host configs under REGISTRY_DIR.
+micrun__cri_settings() {
+    local series=$1 dir=$2 cni_bin=$3 sandbox=$4 registry=$5
     if [[ $series == 2.* ]]; then
         # config version 3: CRI's settings are split over the plugins
         # cri.v1.images (images, the sandbox image), cri.v1.runtime (runtimes,
@@ -64,7 +86,13 @@ micrun__cri_config() {
         cat <<EOF
 
 [plugins."io.containerd.cri.v1.images".pinned_images]
-  sandbox = "$MICRUN_PAUSE_REF"
+  sandbox = "$sandbox"
+EOF
+        [[ -z $registry ]] || cat <<EOF
+[plugins."io.containerd.cri.v1.images".registry]
+  config_path = "$registry"
+EOF
+        cat <<EOF
 
 [plugins."io.containerd.cri.v1.runtime"]
   # Without it the sandbox asks for oom_score_adj -998, which this kind of VM
@@ -73,7 +101,7 @@ micrun__cri_config() {
   # pod network namespaces under DIR, not /run/netns, so teardown finds them
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.cri.v1.runtime".cni]
-    bin_dirs = ["$dir/cni/bin"]
+    bin_dirs = ["$cni_bin"]
     conf_dir = "$dir/cni/net.d"
     max_conf_num = 1
 
@@ -85,7 +113,7 @@ EOF
         cat <<EOF
 
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$MICRUN_PAUSE_REF"
+  sandbox_image = "$sandbox"
   # Without it the sandbox asks for oom_score_adj -998, which this kind of VM
   # refuses; the OCI runtime then fails with "can't get final child's PID".
   restrict_oom_score_adj = true
@@ -94,12 +122,15 @@ EOF
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$dir/cni/bin"
+    bin_dir = "$cni_bin"
     conf_dir = "$dir/cni/net.d"
     max_conf_num = 1
 EOF
+        [[ -z $registry ]] || cat <<EOF
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$registry"
+EOF
     fi
-    printf '%s\n' "$handler"
 }
 
 # Starts the CRI containerd in WORK/cri (after micrun_private_containerd) and

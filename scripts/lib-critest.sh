@@ -119,45 +119,14 @@ EOF
 }
 
 micrun_critest_config() {
-    local dir=$1 series=$2 sandbox=$3 runc_bin=$4 example handler
+    local dir=$1 series=$2 sandbox=$3 runc_bin=$4 runc_opts
     # the plain config without CRI, then CRI's plugins back on
     micrun__containerd_config "$dir" "$series" plain \
         | grep -v '"io.containerd.grpc.v1.cri"\|"io.containerd.cri.v1.runtime"\|"io.containerd.cri.v1.images"\|"io.containerd.podsandbox.controller.v1.podsandbox"'
+    micrun__cri_settings "$series" "$dir" "$MICRUN_CNI_BIN_DIR" "$sandbox" "$dir/certs.d" || return 1
     if [[ $series == 2.* ]]; then
-        example="$MICRUN_REPO/examples/containerd-config-v3.toml"
-    else
-        example="$MICRUN_REPO/examples/containerd-config.toml"
-    fi
-    handler=$(sed -e '/^version = /d' \
-        -e "s|^\( *\)# ConfigPath = .*|\1ConfigPath = \"$dir/micrun.toml\"|" "$example")
-    if ! grep -qF "ConfigPath = \"$dir/micrun.toml\"" <<<"$handler" \
-        || ! grep -qF 'runtimes.mica]' <<<"$handler" || ! grep -qF 'runtimes.runc]' <<<"$handler"; then
-        micrun_die "$example no longer has the handlers runc and mica with a commented ConfigPath line"
-        return 1
-    fi
-    if [[ $series == 2.* ]]; then
+        runc_opts='[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]'
         cat <<EOF
-
-[plugins."io.containerd.cri.v1.images"]
-  [plugins."io.containerd.cri.v1.images".pinned_images]
-    sandbox = "$sandbox"
-  [plugins."io.containerd.cri.v1.images".registry]
-    config_path = "$dir/certs.d"
-
-[plugins."io.containerd.cri.v1.runtime"]
-  # Without it the sandbox asks for oom_score_adj -998, which this kind of VM
-  # refuses; the OCI runtime then fails with "can't get final child's PID".
-  restrict_oom_score_adj = true
-  # pod network namespaces under DIR, not /run/netns, so teardown finds them
-  netns_mounts_under_state_dir = true
-  [plugins."io.containerd.cri.v1.runtime".cni]
-    bin_dirs = ["$MICRUN_CNI_BIN_DIR"]
-    conf_dir = "$dir/cni/net.d"
-    max_conf_num = 1
-
-[plugins."io.containerd.grpc.v1.cri"]
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
 
 # NRI (on by default in 2.x) with its socket under DIR, not the host-wide
 # /var/run/nri/nri.sock another containerd may hold; critest's NRI specs
@@ -168,38 +137,14 @@ micrun_critest_config() {
   plugin_path = "$dir/nri/plugins"
   plugin_config_path = "$dir/nri/conf.d"
 EOF
-        printf '%s\n' "$handler"
-        cat <<EOF
-
-# the reference: containerd's own runc shim, running crun
-[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
-  BinaryName = "$runc_bin"
-EOF
     else
-        cat <<EOF
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$sandbox"
-  # Without it the sandbox asks for oom_score_adj -998, which this kind of VM
-  # refuses; the OCI runtime then fails with "can't get final child's PID".
-  restrict_oom_score_adj = true
-  # pod network namespaces under DIR, not /run/netns, so teardown finds them
-  netns_mounts_under_state_dir = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$MICRUN_CNI_BIN_DIR"
-    conf_dir = "$dir/cni/net.d"
-    max_conf_num = 1
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "$dir/certs.d"
-EOF
-        printf '%s\n' "$handler"
-        cat <<EOF
+        runc_opts='[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]'
+    fi
+    micrun__cri_handlers "$series" "$dir/micrun.toml" mica runc || return 1
+    cat <<EOF
 
 # the reference: containerd's own runc shim, running crun
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+$runc_opts
   BinaryName = "$runc_bin"
 EOF
-    fi
 }
