@@ -148,12 +148,22 @@ fn run_detached_cat(env: &Env, sim: &Sim, id: &str, flags: &[&str]) {
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
+/// What micad's Xen pedestal cannot boot without: a memory size and its config.
+const XEN: [&str; 6] = [
+    "--annotation",
+    "org.openeuler.micran.ped.pedestal=xen",
+    "--annotation",
+    "org.openeuler.micran.ped.conf=/boot/zephyr.bin",
+    "--memory-limit",
+    "67108864",
+];
+
 #[test]
 fn update_memory_reaches_micad_on_xen() {
     let env = common::env();
     let sim = Sim::start(&env, "xen");
     let id = unique_id("rtos-xen");
-    run_detached_cat(&env, &sim, &id, &["--annotation", "org.openeuler.micran.ped.pedestal=xen"]);
+    run_detached_cat(&env, &sim, &id, &XEN);
     let r = update(&env, &id, &format!("{{\"memory\":{{\"limit\":{}}}}}", 96u64 << 20));
     assert_eq!(r.code, 0, "update: {}", r.stderr);
     assert!(sim.log().contains("set memory 96"), "simulator log: {}", sim.log());
@@ -293,7 +303,20 @@ fn pedestal_mismatch_is_micads_error_and_leaves_nothing() {
     let env = common::env();
     let sim = Sim::start(&env, "baremetal");
     let image = firmware_image(&env, "/bin/cat");
-    assert_create_refused(&env, &sim, &image, &["--annotation", "org.openeuler.micran.ped.pedestal=xen"], "micad refused");
+    assert_create_refused(&env, &sim, &image, &XEN, "micad refused");
+}
+
+/// micad's Xen pedestal fails a create without memory or config with no text
+/// (xen_rproc.c generate_xen_cfg); the shim refuses it first, in words.
+#[test]
+fn xen_without_memory_or_config_is_refused_before_micad() {
+    let env = common::env();
+    let sim = Sim::start(&env, "xen");
+    let image = firmware_image(&env, "/bin/cat");
+    let no_memory = &XEN[..4];
+    assert_create_refused(&env, &sim, &image, no_memory, "fixed memory size");
+    let no_conf = [XEN[0], XEN[1], XEN[4], XEN[5]];
+    assert_create_refused(&env, &sim, &image, &no_conf, "org.openeuler.micran.ped.conf");
 }
 
 #[test]

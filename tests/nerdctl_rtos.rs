@@ -30,7 +30,15 @@ use nerdctl_common::{Nerdctl, OwnContainerd};
 
 const BANNER: &str = "*** Booting micrun demo RTOS v1 (native_sim) ***";
 const PROMPT: &str = "demo:~$ ";
-const XEN: &str = "org.openeuler.micran.ped.pedestal=xen";
+/// What micad's Xen pedestal cannot boot without: its config and a memory size.
+const XEN: [&str; 6] = [
+    "--annotation",
+    "org.openeuler.micran.ped.pedestal=xen",
+    "--annotation",
+    "org.openeuler.micran.ped.conf=/boot/zephyr.bin",
+    "--memory",
+    "512m",
+];
 
 /// A simulator, a containerd whose MICRUN_CONFIG points the shim at it, the
 /// demo image in it, and nerdctl against it. Dropped in this order: nerdctl's
@@ -108,7 +116,7 @@ fn nerdctl_rtos_detached_ps_exec_update_stop_rm_on_xen() {
     let n = &rig.n;
     let name = unique_id("nerdctl-rtos");
     let _cleanup = Remove(n, &name);
-    let id = rig.run_detached(&name, &[], &["--annotation", XEN]);
+    let id = rig.run_detached(&name, &[], &XEN);
     n.assert_name_held(&name, &id);
 
     let st = n.ps_status(&name, false).unwrap_or_else(|| panic!("nerdctl ps does not name {name}: {:?}", n.ps(true)));
@@ -135,7 +143,7 @@ fn nerdctl_rtos_detached_ps_exec_update_stop_rm_on_xen() {
     // rm: no micad client, no name reservation; the name is free again
     n.ok(&["rm", &name]);
     rig.assert_gone(&name, &id);
-    let again = rig.run_detached(&name, &[], &["--annotation", XEN]);
+    let again = rig.run_detached(&name, &[], &XEN);
     assert_ne!(again, id);
     n.ok(&["rm", "-f", &name]);
     rig.assert_gone(&name, &again);

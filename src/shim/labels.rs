@@ -20,6 +20,9 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+// The label prefixes read as annotations: the same two the router knows.
+use crate::annotations::MICA_PREFIXES as PREFIXES;
+
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const GET_PATH: &str = "/containerd.services.containers.v1.Containers/Get";
 const DATA: u8 = 0;
@@ -37,8 +40,6 @@ const WINDOW: u32 = 1 << 24;
 const REPLY_LIMIT: usize = 16 << 20;
 const TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The label prefixes read as annotations (the same two the router knows).
-pub const PREFIXES: [&str; 2] = ["org.openeuler.micran.", "org.openeuler.micrun."];
 
 /// Labels of container `id` in `namespace` under our prefixes.
 pub fn ours(address: &str, namespace: &str, id: &str) -> Result<HashMap<String, String>, String> {

@@ -90,6 +90,7 @@ pub async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
     let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
     // A failed Create has its work dir (and so the firmware copy) removed by the caller.
     let plan = resources::plan(ctx.spec.resources(), pedestal, &online, set.min_memory_mib)?;
+    xen_requirements(pedestal, plan.memory_mib, set.pedestal_conf.as_deref())?;
     let max_vcpu_num = set.max_vcpu_num.unwrap_or(-1);
     if max_vcpu_num > 0 && plan.vcpu_num > max_vcpu_num {
         return Err(Error::InvalidArgument(format!(
@@ -138,6 +139,32 @@ pub async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
         life: Arc::new(Mutex::new(Life::default())),
         watcher: std::sync::Mutex::new(None),
     })
+}
+
+/// micad's Xen pedestal writes a domain config from the create message and
+/// fails, without a word, when the memory size is negative (our "no limit")
+/// or the pedestal config is empty (xen_rproc.c, generate_xen_cfg). Said here
+/// in words the user can act on.
+fn xen_requirements(pedestal: Pedestal, memory_mib: i32, conf: Option<&str>) -> Result<()> {
+    if pedestal != Pedestal::Xen {
+        return Ok(());
+    }
+    if memory_mib < 0 {
+        return Err(Error::InvalidArgument(format!(
+            "the Xen pedestal boots an RTOS with a fixed memory size, and this container has none: set a memory limit \
+             (ctr --memory-limit, nerdctl --memory, a Kubernetes memory limit) or annotation {}{}",
+            crate::annotations::MICA_PREFIXES[0],
+            settings::MIN_MEMORY_MB
+        )));
+    }
+    if conf.is_none_or(str::is_empty) {
+        return Err(Error::InvalidArgument(format!(
+            "the Xen pedestal needs its config: set annotation {}{} (micad builds the Xen domain from it)",
+            crate::annotations::MICA_PREFIXES[0],
+            settings::PEDESTAL_CONF
+        )));
+    }
+    Ok(())
 }
 
 /// The container's hooks, checked before micad is asked for anything.
