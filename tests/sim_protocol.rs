@@ -82,8 +82,16 @@ fn create_msg(name: &[u8], path: &str, ped: &str, cpu: &str) -> Vec<u8> {
     for off in (724..748).step_by(4) {
         m[off..off + 4].copy_from_slice(&(-1i32).to_ne_bytes());
     }
+    if ped == "xen" {
+        // what xen_rproc.c generate_xen_cfg cannot do without: ped_cfg, vcpu_num, memory
+        m[338..338 + XEN_CFG.len()].copy_from_slice(XEN_CFG.as_bytes());
+        m[724..728].copy_from_slice(&1i32.to_ne_bytes());
+        m[740..744].copy_from_slice(&64i32.to_ne_bytes());
+    }
     m
 }
+
+const XEN_CFG: &str = "/boot/zephyr.bin";
 
 fn is_socket(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket())
@@ -371,4 +379,24 @@ fn one_request_at_a_time() {
     assert!(out.ends_with("MICA-SUCCESS"));
     assert_eq!(other.join().unwrap(), "MICA-SUCCESS");
     assert!(t0.elapsed() >= Duration::from_millis(300), "the create waited for the status request");
+}
+
+/// xen_rproc.c generate_xen_cfg (154-165, via rproc_init at create): a domain
+/// config needs vcpu_num >= 0, memory >= 0 and ped_cfg; without one the create
+/// fails with no text, and no client is left.
+#[test]
+fn xen_create_without_memory_vcpus_or_ped_cfg_fails_silently() {
+    let sim = Sim::start("xen");
+    let cases: [(&[u8], fn(&mut Vec<u8>)); 3] = [
+        (b"nomem", |m| m[740..744].copy_from_slice(&(-1i32).to_ne_bytes())),
+        (b"novcpu", |m| m[724..728].copy_from_slice(&(-1i32).to_ne_bytes())),
+        (b"nocfg", |m| m[338..594].fill(0)),
+    ];
+    for (name, spoil) in cases {
+        let mut m = create_msg(name, "/bin/true", "xen", "0");
+        spoil(&mut m);
+        assert_eq!(sim.create(&m), "MICA-FAILED", "{}", String::from_utf8_lossy(name));
+        assert!(!sim.sock(std::str::from_utf8(name).unwrap()).exists());
+    }
+    assert_eq!(sim.create(&create_msg(b"ok", "/bin/true", "xen", "0")), "MICA-SUCCESS");
 }

@@ -84,9 +84,14 @@ fn pedestal_init(msg: &CreateMsg) -> Result<(), String> {
         Pedestal::Jailhouse if std::fs::File::open(&msg.pedestal_config).is_err() => {
             Err(format!("jailhouse cell config {:?} cannot be opened", msg.pedestal_config))
         }
+        // xen_rproc.c rproc_init -> generate_xen_cfg: the domain config needs a
+        // vcpu count, a memory size and the kernel named by ped_cfg.
+        Pedestal::Xen if msg.vcpu_num < 0 || msg.memory_mib < 0 || msg.pedestal_config.is_empty() => Err(format!(
+            "xen: generate_xen_cfg needs vcpu_num >= 0, memory >= 0 and ped_cfg (got {}, {}, {:?})",
+            msg.vcpu_num, msg.memory_mib, msg.pedestal_config
+        )),
         // baremetal_rproc.c takes strtoul(cpu_str) and checks it against the CPUs
-        // configured; xen_rproc.c generate_xen_cfg wants vcpu_num >= 0, memory >= 0
-        // and a ped_cfg. Neither is enforced here (README, "The micad simulator").
+        // configured, which is not enforced here (README, "The micad simulator").
         _ => Ok(()),
     }
 }

@@ -62,7 +62,13 @@ fn config(socket_dir: std::path::PathBuf, timeout_ms: u64) -> MicaConfig {
 async fn lifecycle_on_xen() {
     let sim = InProcessSim::start(Pedestal::Xen);
     let c = sim.client();
-    let msg = CreateMsg::new("rtos-a", "/bin/cat", Pedestal::Xen, "0");
+    // what micad's Xen pedestal needs to build a domain config
+    let msg = CreateMsg {
+        vcpu_num: 1,
+        memory_mib: 64,
+        pedestal_config: "/boot/zephyr.bin".into(),
+        ..CreateMsg::new("rtos-a", "/bin/cat", Pedestal::Xen, "0")
+    };
     assert!(!c.exists("rtos-a"));
     c.create(&msg).await.unwrap();
     assert!(c.exists("rtos-a"));
