@@ -16,63 +16,17 @@ mod common;
 #[path = "common/mica.rs"]
 mod mica_common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::firmware::demo_image;
+use common::events::Events;
 use common::{unique_id, wait_until, Env};
 use mica_common::{assert_nothing_left, wait_child, Sim};
 
 const PROMPT: &str = "demo:~$ ";
 const BOUND: Duration = Duration::from_millis(200);
-
-/// `ctr events`, each line stamped with the time it reached us.
-struct StampedEvents {
-    child: Child,
-    lines: Arc<Mutex<Vec<(SystemTime, String)>>>,
-}
-
-impl StampedEvents {
-    fn start(env: &Env) -> StampedEvents {
-        let mut child = Command::new("ctr")
-            .args(["--address", &env.address, "events"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ctr events");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (out, sink) = (child.stdout.take().unwrap(), lines.clone());
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push((SystemTime::now(), l));
-            }
-        });
-        let ev = StampedEvents { child, lines };
-        // Live once one of our own namespace updates shows up.
-        let token = unique_id("hangup-sync");
-        let seen = wait_until(Duration::from_secs(20), || {
-            env.ctr(&["namespaces", "label", &env.namespace, &format!("micrun.test/sync={token}")]);
-            std::thread::sleep(Duration::from_millis(200));
-            ev.lines.lock().unwrap().iter().any(|(_, l)| l.contains(&token))
-        });
-        assert!(seen, "ctr events showed none of our namespace updates");
-        ev
-    }
-
-    fn arrival(&self, topic: &str, id: &str) -> Option<SystemTime> {
-        let needle = format!("\"{id}\"");
-        self.lines.lock().unwrap().iter().find(|(_, l)| l.contains(topic) && l.contains(&needle)).map(|(t, _)| *t)
-    }
-}
-
-impl Drop for StampedEvents {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `2026-12-02T17:55:56.123456Z` (tracing's default stamp) as a SystemTime.
 fn parse_utc(stamp: &str) -> Option<SystemTime> {
@@ -128,7 +82,7 @@ fn sim_two_rtos_first_halt_reaches_containerd_at_its_console_hangup() {
     let (first, second) = (unique_id("hangup-a"), unique_id("hangup-b"));
     let (out_a, out_b) = (scratch.path().join("a.out"), scratch.path().join("b.out"));
     let text = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
-    let events = StampedEvents::start(&env);
+    let events = Events::start(&env);
 
     // The first starts first: a firmware started later is the one that could
     // inherit an earlier client's console.

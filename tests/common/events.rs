@@ -3,16 +3,16 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::{bounded, show, unique_id, wait_until, Env};
 
-/// containerd's event stream (`ctr events`), collected by a thread. Started
-/// before the action it observes; synchronised so that no event after `start`
-/// returns can be missed.
+/// containerd's event stream (`ctr events`), collected by a thread, each line
+/// stamped with the wall time it reached us. Started before the action it
+/// observes; synchronised so that no event after `start` returns can be missed.
 pub struct Events {
     child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
+    lines: Arc<Mutex<Vec<(SystemTime, String)>>>,
 }
 
 impl Events {
@@ -34,7 +34,7 @@ impl Events {
             // bytes, not `lines()`: one line that is not UTF-8 must not end the stream
             while out.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
                 let line = String::from_utf8_lossy(&buf).trim_end().to_string();
-                sink.lock().unwrap().push(line);
+                sink.lock().unwrap().push((SystemTime::now(), line));
                 buf.clear();
             }
         });
@@ -48,14 +48,14 @@ impl Events {
             let r = env.ctr(&["namespaces", "label", &env.namespace, &format!("micrun.test/events-sync={token}")]);
             assert_eq!(r.code, 0, "ctr namespaces label: {}", show(&r));
             tokens.push(token);
-            let seen = || ev.lines.lock().unwrap().iter().any(|l| tokens.iter().any(|t| l.contains(t.as_str())));
+            let seen = || ev.lines.lock().unwrap().iter().any(|(_, l)| tokens.iter().any(|t| l.contains(t.as_str())));
             if wait_until(Duration::from_millis(500), seen) {
                 break;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(20),
-                "ctr events showed none of our /namespaces/update events within 20 s: {:?}",
-                ev.lines.lock().unwrap()
+                "ctr events showed none of our /namespaces/update events within 20 s: {}",
+                ev.dump()
             );
         }
         ev
@@ -67,7 +67,7 @@ impl Events {
         lines
             .iter()
             .enumerate()
-            .filter_map(|(i, l)| {
+            .filter_map(|(i, (_, l))| {
                 let brace = l.find('{')?;
                 let topic = l[..brace].split_whitespace().last()?.to_string();
                 let v: serde_json::Value = serde_json::from_str(&l[brace..]).ok()?;
@@ -85,8 +85,14 @@ impl Events {
         found
     }
 
+    /// When the first `topic` event about container `id` reached us.
+    pub fn arrival(&self, topic: &str, id: &str) -> Option<SystemTime> {
+        let at = self.about(id).into_iter().find(|(_, t, _)| t == topic).map(|(i, _, _)| i)?;
+        Some(self.lines.lock().unwrap()[at].0)
+    }
+
     pub fn dump(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
+        self.lines.lock().unwrap().iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join("\n")
     }
 }
 
