@@ -79,9 +79,7 @@ impl IoCopy {
         }
         // binary:// takes both streams at once, and only when stdout names it.
         if let Output::Binary(spec) = classify(&paths.stdout) {
-            let (out_r, out_w) = pipe_pair()?;
-            let (err_r, err_w) = pipe_pair()?;
-            start_log_binary(spec, id, namespace, out_r, err_r).await?;
+            let (out_w, err_w) = log_binary(spec, id, namespace).await?;
             ends.stdout = Some(out_w);
             ends.stderr = Some(err_w);
             return Ok((io, ends));
@@ -98,13 +96,7 @@ impl IoCopy {
     fn output(&mut self, uri: &str) -> std::io::Result<Option<OwnedFd>> {
         match classify(uri) {
             Output::None => Ok(None),
-            Output::File(p) => {
-                if let Some(dir) = Path::new(p).parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                let f = std::fs::OpenOptions::new().create(true).append(true).open(p)?;
-                Ok(Some(f.into()))
-            }
+            Output::File(p) => Ok(Some(open_append(p)?.into())),
             Output::Fifo(p) => {
                 let (r, w) = pipe_pair()?;
                 // Read-write open never blocks and never fails for lack of a reader;
@@ -200,20 +192,28 @@ async fn console_sink(stdout: &str, id: &str, namespace: &str) -> std::io::Resul
     Ok(match classify(stdout) {
         Output::None => None,
         Output::Fifo(p) => Some((Box::new(pipe::OpenOptions::new().read_write(true).open_sender(p)?), None)),
-        Output::File(p) => {
-            if let Some(dir) = Path::new(p).parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let f = std::fs::OpenOptions::new().create(true).append(true).open(p)?;
-            Some((Box::new(tokio::fs::File::from_std(f)), None))
-        }
+        Output::File(p) => Some((Box::new(tokio::fs::File::from_std(open_append(p)?)), None)),
         Output::Binary(spec) => {
-            let (out_r, out_w) = pipe_pair()?;
-            let (err_r, err_w) = pipe_pair()?;
-            start_log_binary(spec, id, namespace, out_r, err_r).await?;
+            let (out_w, err_w) = log_binary(spec, id, namespace).await?;
             Some((Box::new(pipe::Sender::from_owned_fd(out_w)?), Some(err_w)))
         }
     })
+}
+
+/// A `file://` output: created with its directory, appended to.
+fn open_append(path: &str) -> std::io::Result<std::fs::File> {
+    if let Some(dir) = Path::new(path).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Starts a `binary://` logger; the write ends of its stdout and stderr pipes.
+async fn log_binary(spec: &str, id: &str, namespace: &str) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let (out_r, out_w) = pipe_pair()?;
+    let (err_r, err_w) = pipe_pair()?;
+    start_log_binary(spec, id, namespace, out_r, err_r).await?;
+    Ok((out_w, err_w))
 }
 
 fn pipe_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {

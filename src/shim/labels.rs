@@ -97,15 +97,12 @@ fn call(socket: &str, namespace: &str, path: &str, message: &[u8]) -> Result<Vec
         let mut payload = vec![0u8; len];
         s.read_exact(&mut payload).map_err(|e| format!("read: {e}"))?;
         match kind {
-            SETTINGS if flags & ACK == 0 => {
+            SETTINGS | PING if flags & ACK == 0 => {
+                // acknowledged with the same type; a PING echoes its payload
+                let echo = if kind == PING { payload.as_slice() } else { &[] };
                 let mut ack = Vec::new();
-                frame(&mut ack, SETTINGS, ACK, 0, &[]);
+                frame(&mut ack, kind, ACK, 0, echo);
                 s.write_all(&ack).map_err(|e| format!("send: {e}"))?;
-            }
-            PING if flags & ACK == 0 => {
-                let mut pong = Vec::new();
-                frame(&mut pong, PING, ACK, 0, &payload);
-                s.write_all(&pong).map_err(|e| format!("send: {e}"))?;
             }
             GOAWAY => return Err("containerd closed the connection (GOAWAY)".into()),
             RST_STREAM if stream == 1 => return Err("containerd reset the request".into()),
