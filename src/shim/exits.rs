@@ -2,35 +2,12 @@
 //! exit from the crate's monitor (pids for delegated processes, container/exec ids
 //! for backends that are not processes of ours) and every backend notice.
 
-use std::collections::VecDeque;
-
 use containerd_shim::monitor::{monitor_subscribe, ExitEvent, Subject, Topic};
 use containerd_shim::protos::events::task::{TaskExit, TaskOOM};
 use containerd_shim::protos::protobuf::MessageField;
 
 use super::service::{timestamp, Service};
 use crate::backend::Notice;
-
-/// Exits of pids not yet known to any process: an exec can exit before the
-/// runtime's pid file is read. Bounded, oldest first out.
-#[derive(Default)]
-pub struct Unclaimed(VecDeque<(i32, i32)>);
-
-const UNCLAIMED_MAX: usize = 128;
-
-impl Unclaimed {
-    fn push(&mut self, pid: i32, code: i32) {
-        if self.0.len() == UNCLAIMED_MAX {
-            self.0.pop_front();
-        }
-        self.0.push_back((pid, code));
-    }
-
-    fn take(&mut self, pid: u32) -> Option<i32> {
-        let i = self.0.iter().position(|(p, _)| *p as u32 == pid)?;
-        self.0.remove(i).map(|(_, c)| c)
-    }
-}
 
 impl Service {
     /// Starts the loop; call once, before any container exists.

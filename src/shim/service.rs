@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 
 use super::container::{self, Container};
 use super::events::{Publisher, TaskEvent};
-use super::process::{self, Process, Status};
+use super::process::{self, Process, Status, Transition};
 use crate::backend::{Error, Instance, NoticeSender};
 use crate::spec::check_json_object;
 use crate::state::ContainerState;
@@ -33,7 +33,7 @@ pub struct Service {
     pub(super) publisher: Arc<Publisher>,
     pub(super) exit: Arc<ExitSignal>,
     pub(super) notices: NoticeSender,
-    pub(super) unclaimed: Arc<Mutex<super::exits::Unclaimed>>,
+    pub(super) unclaimed: Arc<Mutex<super::process::Unclaimed>>,
     /// Ids whose Create is under way: neither a second Create of the id nor a
     /// Shutdown (containerd 2.x sends one after every delete in a group) may
     /// act as if they did not exist.
@@ -82,6 +82,29 @@ impl Service {
         let mut map = self.containers.lock().await;
         let c = map.get_mut(id).ok_or_else(|| status(Error::NotFound(format!("container {id} not found"))))?;
         f(c).map_err(status)
+    }
+
+    /// Refuses `what` on a process whose status does not allow it (the
+    /// process table in process.rs), before any backend work.
+    async fn allowed(&self, id: &str, exec: Option<&str>, what: Transition) -> TtrpcResult<()> {
+        self.with(id, |c| {
+            let p = Self::process(c, exec)?;
+            p.check(what).map_err(|why| {
+                let whom = exec.map_or(format!("container {id}"), |x| format!("exec {x} of {id}"));
+                Error::FailedPrecondition(format!("cannot {} {whom}: {why}", format!("{what:?}").to_lowercase()))
+            })
+        })
+        .await
+    }
+
+    /// Takes `what` after the backend did it.
+    async fn moved(&self, id: &str, exec: Option<&str>, what: Transition) -> TtrpcResult<u32> {
+        self.with(id, |c| {
+            let p = Self::process(c, exec)?;
+            p.apply(what);
+            Ok(p.pid)
+        })
+        .await
     }
 
     /// Reserves `id` for a Create, refusing one that exists or is being created.
@@ -149,24 +172,20 @@ impl Task for Service {
 
     async fn start(&self, _ctx: &TtrpcContext, req: StartRequest) -> TtrpcResult<StartResponse> {
         let instance = self.instance(&req.id).await?;
+        self.allowed(&req.id, exec_id(&req.exec_id), Transition::Start).await?;
         let pid = match exec_id(&req.exec_id) {
             None => {
                 instance.start().await.map_err(status)?;
-                self.with(&req.id, |c| {
-                    c.init.set_status(Status::Running);
-                    Ok(c.init.pid)
-                })
-                .await?
+                self.moved(&req.id, None, Transition::Start).await?
             }
             Some(x) => {
                 let pid = instance.start_exec(x).await.map_err(status)?;
                 self.with(&req.id, |c| {
-                    let p = Self::process(c, Some(x))?;
-                    p.pid = pid;
-                    p.set_status(Status::Running);
+                    Self::process(c, Some(x))?.pid = pid;
                     Ok(())
                 })
                 .await?;
+                self.moved(&req.id, Some(x), Transition::Start).await?;
                 self.claim_early_exit(&req.id, Some(x), pid).await;
                 pid
             }
@@ -251,15 +270,17 @@ impl Task for Service {
     }
 
     async fn pause(&self, _ctx: &TtrpcContext, req: PauseRequest) -> TtrpcResult<Empty> {
+        self.allowed(&req.id, None, Transition::Pause).await?;
         self.instance(&req.id).await?.pause().await.map_err(status)?;
-        self.with(&req.id, |c| Ok(c.init.set_status(Status::Paused))).await?;
+        self.moved(&req.id, None, Transition::Pause).await?;
         self.publish(TaskPaused { container_id: req.id, ..Default::default() }).await;
         Ok(Empty::new())
     }
 
     async fn resume(&self, _ctx: &TtrpcContext, req: ResumeRequest) -> TtrpcResult<Empty> {
+        self.allowed(&req.id, None, Transition::Resume).await?;
         self.instance(&req.id).await?.resume().await.map_err(status)?;
-        self.with(&req.id, |c| Ok(c.init.set_status(Status::Running))).await?;
+        self.moved(&req.id, None, Transition::Resume).await?;
         self.publish(TaskResumed { container_id: req.id, ..Default::default() }).await;
         Ok(Empty::new())
     }
