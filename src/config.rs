@@ -48,8 +48,10 @@ pub struct MicaConfig {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SandboxMode {
-    /// The shim holds the pod's namespaces itself (not built yet: see README).
-    Mica,
+    /// A holder process of the shim keeps the pod's namespaces; no pause
+    /// image runs and no OCI runtime is needed. ("mica" is its old name.)
+    #[serde(alias = "mica")]
+    Holder,
     /// The pause image runs through the delegate like any Linux container.
     Delegate,
 }
@@ -100,9 +102,7 @@ impl Default for MicaConfig {
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        // The shim-owned sandbox holder is not built yet, so pods run their pause
-        // container through the delegate until it is.
-        SandboxConfig { mode: SandboxMode::Delegate }
+        SandboxConfig { mode: SandboxMode::Holder }
     }
 }
 
@@ -175,10 +175,17 @@ impl Config {
             }
         }
         for name in self.delegate.order.iter().chain(&self.delegate.allowed) {
-            crate::backend::delegate::profile::check_name(name).map_err(|e| format!("delegate: {e}"))?;
+            if !is_delegate_name(name) {
+                return Err(format!("delegate: delegate name {name:?} is invalid: use 1-32 characters of a-z, 0-9, '-' and '_'"));
+            }
         }
         Ok(())
     }
+}
+
+/// A delegate (profile) name: 1-32 of `a-z0-9-_`, so it can never be a path.
+pub fn is_delegate_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 32 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {

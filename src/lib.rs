@@ -8,6 +8,7 @@ pub const RUNTIME_NAME: &str = "io.containerd.mica.v2";
 pub mod annotations;
 pub mod backend;
 pub mod bootstrap;
+pub mod cgroup;
 pub mod config;
 pub mod hooks;
 pub mod router;

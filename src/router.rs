@@ -11,8 +11,8 @@ use crate::config::{Config, SandboxMode};
 pub enum Route {
     /// An RTOS client of micad.
     Mica,
-    /// The pod's infra container, held by the shim itself.
-    Infra,
+    /// The pod's infra container: a namespace holder process of the shim.
+    Holder,
     /// A Linux container run by the named delegate profile.
     Delegate(String),
 }
@@ -27,7 +27,7 @@ impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.route {
             Route::Mica => write!(f, "mica ({})", self.reason),
-            Route::Infra => write!(f, "infra ({})", self.reason),
+            Route::Holder => write!(f, "holder ({})", self.reason),
             Route::Delegate(d) => write!(f, "delegate {d} ({})", self.reason),
         }
     }
@@ -63,7 +63,7 @@ pub fn route(
     }
     if a.is_sandbox {
         return match cfg.sandbox.mode {
-            SandboxMode::Mica => Ok(decided(Route::Infra, "infra container".into())),
+            SandboxMode::Holder => Ok(decided(Route::Holder, "infra container, [sandbox] mode = \"holder\"".into())),
             SandboxMode::Delegate => {
                 let (name, why) = default_delegate(cfg, available, path)?;
                 Ok(decided(Route::Delegate(name), format!("infra container, [sandbox] mode = \"delegate\"; {why}")))
@@ -186,8 +186,10 @@ mod tests {
     fn infra_follows_sandbox_mode() {
         let mut cfg = Config::default();
         let sandbox = ann(&[(annotations::CRI_CONTAINER_TYPE, "sandbox"), ("org.openeuler.micran.container.os", "z")]);
+        // The holder needs no OCI runtime: none on PATH is fine.
+        let d = route(&sandbox, &cfg, &only(&[]), "").unwrap();
+        assert_eq!((d.route, d.reason.as_str()), (Route::Holder, "infra container, [sandbox] mode = \"holder\""));
+        cfg.sandbox.mode = SandboxMode::Delegate;
         assert_eq!(route(&sandbox, &cfg, &only(&["crun"]), "").unwrap().route, Route::Delegate("crun".into()));
-        cfg.sandbox.mode = SandboxMode::Mica;
-        assert_eq!(route(&sandbox, &cfg, &only(&["crun"]), "").unwrap().route, Route::Infra);
     }
 }

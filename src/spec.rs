@@ -16,7 +16,15 @@ pub struct BundleSpec {
     /// Run by the shim only for containers with no OCI runtime of their own (RTOS).
     pub hooks: Option<crate::hooks::Hooks>,
     pub root: Option<Root>,
+    pub hostname: Option<String>,
+    pub process: Option<Process>,
     pub linux: Option<Linux>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Process {
+    pub oom_score_adj: Option<i32>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -32,6 +40,7 @@ pub struct Linux {
     pub cgroups_path: Option<String>,
     pub resources: Option<Resources>,
     pub namespaces: Vec<Namespace>,
+    pub sysctl: HashMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]

@@ -1,14 +1,21 @@
-//! The Backend contract: what varies between an RTOS client of micad and a Linux
-//! container run by an OCI runtime CLI. The task service (src/shim) owns state,
-//! wait channels and events; a backend only does the work.
+//! The Backend contract: what varies between an RTOS client of micad, a Linux
+//! container run by an OCI runtime CLI and the pod's namespace holder. The task
+//! service (src/shim) owns state, wait channels and events; a backend only does
+//! the work. The backends are named in one place, `registry.rs`.
 
 pub mod delegate;
+pub mod holder;
 pub mod mica;
+mod registry;
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
+
+pub use registry::{backend_for, cleanup_dead};
 
 use crate::config::Config;
 use crate::router::Decision;
@@ -41,69 +48,97 @@ impl Error {
 pub struct CreateContext<'a> {
     pub id: &'a str,
     pub namespace: &'a str,
-    pub bundle: &'a std::path::Path,
+    pub bundle: &'a Path,
     pub spec: &'a crate::spec::BundleSpec,
+    pub annotations: &'a crate::annotations::Annotations,
     pub stdio: &'a StdioPaths,
     pub config: &'a Config,
     pub decision: &'a Decision,
     /// A private directory for this container's files, removed at delete.
     pub work_dir: PathBuf,
+    /// Where out-of-band events (OOM kills) go.
+    pub notices: NoticeSender,
 }
 
-/// What the backend left on disk, recorded so `shim delete` can clean up after a
-/// dead shim.
+/// Builds containers of one kind and cleans up after them when their shim died.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// The key of this backend's record in the container's state file.
+    fn name(&self) -> &'static str;
+    /// Whether the shim mounts the container's rootfs before `create`.
+    fn needs_rootfs(&self) -> bool {
+        true
+    }
+    async fn create(&self, ctx: &CreateContext<'_>) -> Result<Arc<dyn Instance>>;
+    /// Removes what a container held, knowing only its record (`shim delete`
+    /// after the shim died).
+    async fn cleanup(&self, record: serde_json::Value, bundle: &Path, id: &str) -> Result<()>;
+}
+
+/// What each backend left on disk, by backend name: the record its `Instance`
+/// gave, read back by the same backend's `cleanup`. On disk a JSON object
+/// (`{"delegate": {...}}`); a `null` entry means nothing held.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct Leftovers {
-    /// Delegate binary and its `--root`, when a delegate holds the container.
-    pub delegate: Option<DelegateLeftover>,
-    /// micad socket dir and client name, when micad holds the container.
-    #[serde(default)]
-    pub mica: Option<mica::MicaLeftover>,
-}
+#[serde(transparent)]
+pub struct Leftovers(pub BTreeMap<String, serde_json::Value>);
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct DelegateLeftover {
-    pub name: String,
-    pub binary: PathBuf,
-    pub root: PathBuf,
-    pub systemd_cgroup: bool,
-    #[serde(default)]
-    pub global_args: Vec<String>,
-    #[serde(default)]
-    pub sealed_exec: bool,
+impl Leftovers {
+    pub fn of(backend: &str, record: serde_json::Value) -> Leftovers {
+        Leftovers(BTreeMap::from([(backend.to_string(), record)]))
+    }
 }
 
 /// A resource-usage sample, already encoded as containerd expects it.
 pub type Stats = Any;
 
 /// One container held by a backend. `exec_id` None means the init process.
+/// What a backend cannot do has a default refusal; a backend overrides it
+/// when it can, or to say why in its own words.
 #[async_trait]
 pub trait Instance: Send + Sync {
-    /// Pid of the init process (known from create on).
+    /// Pid of the init process (known from create on; 0 when it has none).
     fn pid(&self) -> u32;
-    fn leftovers(&self) -> Leftovers;
+    /// What `shim delete` needs to remove this container after the shim died.
+    fn record(&self) -> serde_json::Value;
     async fn start(&self) -> Result<()>;
     async fn kill(&self, exec_id: Option<&str>, signal: u32, all: bool) -> Result<()>;
-    /// Prepares an exec process (OCI process JSON); it runs at `start_exec`.
-    async fn exec(&self, exec_id: &str, process: Vec<u8>, stdio: StdioPaths) -> Result<()>;
-    async fn start_exec(&self, exec_id: &str) -> Result<u32>;
-    /// Forgets an exec process after it exited (or never started).
-    async fn delete_exec(&self, exec_id: &str) -> Result<()>;
     /// Removes the container; called after init exited, or to clean up a failed create.
     async fn delete(&self) -> Result<()>;
-    async fn resize_pty(&self, exec_id: Option<&str>, width: u32, height: u32) -> Result<()>;
-    async fn close_io(&self, exec_id: Option<&str>) -> Result<()>;
-    /// Waits (bounded) for a process's output to reach containerd after it exited.
-    async fn drain_io(&self, exec_id: Option<&str>);
     async fn pids(&self) -> Result<Vec<u32>>;
-    async fn pause(&self) -> Result<()>;
-    async fn resume(&self) -> Result<()>;
-    /// Applies new resources (OCI LinuxResources JSON).
-    async fn update(&self, resources: &[u8]) -> Result<()>;
     async fn stats(&self) -> Result<Stats>;
+
+    /// Prepares an exec process (OCI process JSON); it runs at `start_exec`.
+    async fn exec(&self, _exec_id: &str, _process: Vec<u8>, _stdio: StdioPaths) -> Result<()> {
+        Err(Error::Unimplemented("this container has no processes to exec into".into()))
+    }
+    async fn start_exec(&self, exec_id: &str) -> Result<u32> {
+        Err(Error::NotFound(format!("exec {exec_id} not found")))
+    }
+    /// Forgets an exec process after it exited (or never started).
+    async fn delete_exec(&self, exec_id: &str) -> Result<()> {
+        Err(Error::NotFound(format!("exec {exec_id} not found")))
+    }
+    async fn resize_pty(&self, _exec_id: Option<&str>, _width: u32, _height: u32) -> Result<()> {
+        Err(Error::FailedPrecondition("this container has no terminal".into()))
+    }
+    async fn close_io(&self, _exec_id: Option<&str>) -> Result<()> {
+        Ok(())
+    }
+    async fn pause(&self) -> Result<()> {
+        Err(Error::Unimplemented("this container cannot be paused".into()))
+    }
+    async fn resume(&self) -> Result<()> {
+        Err(Error::Unimplemented("this container cannot be paused".into()))
+    }
+    /// Applies new resources (OCI LinuxResources JSON).
+    async fn update(&self, _resources: &[u8]) -> Result<()> {
+        Err(Error::Unimplemented("this container's resources cannot be updated".into()))
+    }
     /// Called when init exited, before the exit is published: true if it was
     /// killed for running out of memory (so /tasks/oom goes out first).
-    async fn oom_at_exit(&self) -> bool;
+    async fn oom_at_exit(&self) -> bool {
+        false
+    }
 }
 
 /// Reported by a backend outside any request (e.g. an OOM kill of a child).

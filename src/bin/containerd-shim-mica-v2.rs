@@ -2,6 +2,10 @@
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // The pod's namespace holder: the shim re-run by itself, before any thread exists.
+    if args.get(1).map(String::as_str) == Some(micrun::backend::holder::process::ARG) {
+        micrun::backend::holder::process::main();
+    }
     // containerd 2.x's feature probe: no runtime, no socket, one answer on stdout.
     if micrun::shim::info::requested(&args) {
         std::process::exit(match micrun::shim::info::answer() {

@@ -12,7 +12,7 @@ use containerd_shim::protos::protobuf::CodedInputStream;
 
 use super::process::Process;
 use crate::annotations::Annotations;
-use crate::backend::{delegate, mica, CreateContext, Error, Instance, NoticeSender, Result};
+use crate::backend::{self, delegate, CreateContext, Error, Instance, NoticeSender, Result};
 use crate::config::{Config, ConfigSource};
 use crate::router::{self, Decision, Route};
 use crate::spec::BundleSpec;
@@ -120,8 +120,12 @@ pub(crate) fn available(cfg: &Config) -> impl Fn(&str) -> bool + '_ {
 /// Reads the bundle's spec, resolves config and decides the route.
 pub fn decide(bundle: &Path, opts: &RuntimeOptions) -> Result<(BundleSpec, Config, Decision)> {
     let (spec, cfg) = load(bundle, opts)?;
-    let decision = route(&spec, &cfg, opts)?;
+    let decision = route(&parse_annotations(&spec)?, &cfg, opts)?;
     Ok((spec, cfg, decision))
+}
+
+fn parse_annotations(spec: &BundleSpec) -> Result<Annotations> {
+    Annotations::parse(&spec.annotations).map_err(|e| Error::InvalidArgument(e.to_string()))
 }
 
 fn load(bundle: &Path, opts: &RuntimeOptions) -> Result<(BundleSpec, Config)> {
@@ -131,10 +135,8 @@ fn load(bundle: &Path, opts: &RuntimeOptions) -> Result<(BundleSpec, Config)> {
     Ok((spec, cfg))
 }
 
-fn route(spec: &BundleSpec, cfg: &Config, opts: &RuntimeOptions) -> Result<Decision> {
-    let annotations = Annotations::parse(&spec.annotations)
-        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let mut decision = router::route(&annotations, cfg, &available(cfg), &delegate::profile::search_path())
+fn route(annotations: &Annotations, cfg: &Config, opts: &RuntimeOptions) -> Result<Decision> {
+    let mut decision = router::route(annotations, cfg, &available(cfg), &delegate::profile::search_path())
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
     if let (Some(bin), Route::Delegate(_)) = (&opts.binary_name, &decision.route) {
         if annotations.delegate.is_none() {
@@ -176,10 +178,12 @@ pub async fn create(req: &CreateTaskRequest, namespace: &str, containerd: &str, 
     if cfg.labels_as_annotations {
         add_labels(&mut spec, containerd, namespace, &req.id).await?;
     }
-    let decision = route(&spec, &cfg, &opts)?;
+    let annotations = parse_annotations(&spec)?;
+    let decision = route(&annotations, &cfg, &opts)?;
     tracing::info!(id = %req.id, route = ?decision.route, reason = %decision.reason, "route");
+    let backend = backend::backend_for(&decision.route);
 
-    let mounted_rootfs = mount_rootfs(req, &bundle).await?;
+    let mounted_rootfs = if backend.needs_rootfs() { mount_rootfs(req, &bundle).await? } else { None };
     let work_dir = state::work_dir(&cfg.state_root, namespace, &req.id);
     let stdio = StdioPaths { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
     let made = async {
@@ -189,20 +193,14 @@ pub async fn create(req: &CreateTaskRequest, namespace: &str, containerd: &str, 
             namespace,
             bundle: &bundle,
             spec: &spec,
+            annotations: &annotations,
             stdio: &stdio,
             config: &cfg,
             decision: &decision,
             work_dir: work_dir.clone(),
+            notices,
         };
-        let instance: Arc<dyn Instance> = match &decision.route {
-            Route::Delegate(name) => Arc::new(delegate::create(&ctx, name, notices).await?),
-            Route::Mica => Arc::new(mica::create(&ctx).await?),
-            Route::Infra => {
-                return Err(Error::Unimplemented(
-                    "the shim-held pod sandbox is not built yet; set [sandbox] mode = \"delegate\" in the micrun config".into(),
-                ))
-            }
-        };
+        let instance = backend.create(&ctx).await?;
         let st = ContainerState {
             id: req.id.clone(),
             namespace: namespace.into(),
@@ -210,7 +208,7 @@ pub async fn create(req: &CreateTaskRequest, namespace: &str, containerd: &str, 
             pid: instance.pid(),
             work_dir: work_dir.clone(),
             mounted_rootfs: mounted_rootfs.clone(),
-            leftovers: instance.leftovers(),
+            leftovers: backend::Leftovers::of(backend.name(), instance.record()),
         };
         if let Err(e) = st.save(&bundle) {
             let _ = instance.delete().await;
@@ -271,12 +269,7 @@ pub async fn cleanup_dead(bundle: &Path, id: &str) -> Result<u32> {
         unmount(Some(&bundle.join("rootfs")));
         return Ok(0);
     };
-    if let Some(d) = &st.leftovers.delegate {
-        delegate::force_delete(d, id).await?;
-    }
-    if let Some(m) = &st.leftovers.mica {
-        mica::force_delete(m, bundle, id).await?;
-    }
+    backend::cleanup_dead(st.leftovers, bundle, id).await?;
     unmount(st.mounted_rootfs.as_deref());
     let _ = std::fs::remove_dir_all(&st.work_dir);
     ContainerState::remove(bundle);

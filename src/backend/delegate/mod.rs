@@ -1,7 +1,6 @@
 //! The exec delegate: a Linux container run by an OCI runtime CLI (crun, runc,
 //! youki, ...) that the shim drives the way containerd's runc shim drives runc.
 
-pub mod cgroup;
 pub mod cli;
 pub mod console;
 pub mod profile;
@@ -17,10 +16,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
-use self::cgroup::ContainerCgroup;
+use crate::cgroup::{self, ContainerCgroup};
 use self::cli::Cli;
 use self::profile::Profile;
-use crate::backend::{CreateContext, DelegateLeftover, Error, Instance, Leftovers, Notice, NoticeSender, Result, Stats};
+use crate::backend::{Backend, CreateContext, Error, Instance, Notice, Result, Stats};
+use crate::router::Route;
 use crate::spawn::ChildStdio;
 use crate::stdio::{IoCopy, StdioPaths};
 
@@ -59,11 +59,6 @@ fn is_systemd_cgroup(spec: &crate::spec::BundleSpec) -> bool {
     spec.cgroups_path().is_some_and(|p| p.split(':').count() == 3)
 }
 
-/// systemd manages this host (sd_booted(3): /run/systemd/system exists).
-fn systemd_booted() -> bool {
-    Path::new("/run/systemd/system").is_dir()
-}
-
 /// Whether the delegate gets `--systemd-cgroup`: when the config says so, or
 /// the cgroups path has the systemd form on a host systemd manages. CRI writes
 /// that form whenever the pod's cgroup parent ends in ".slice", whatever the
@@ -75,7 +70,42 @@ fn wants_systemd_cgroup(configured: bool, spec: &crate::spec::BundleSpec, booted
     configured || (booted && is_systemd_cgroup(spec))
 }
 
-pub async fn create(ctx: &CreateContext<'_>, name: &str, notices: NoticeSender) -> Result<DelegateContainer> {
+/// What `shim delete` needs to run the delegate's `delete --force` after the shim died.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct DelegateRecord {
+    pub name: String,
+    pub binary: PathBuf,
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+    #[serde(default)]
+    pub global_args: Vec<String>,
+    #[serde(default)]
+    pub sealed_exec: bool,
+}
+
+pub struct DelegateBackend;
+
+#[async_trait]
+impl Backend for DelegateBackend {
+    fn name(&self) -> &'static str {
+        "delegate"
+    }
+
+    async fn create(&self, ctx: &CreateContext<'_>) -> Result<Arc<dyn Instance>> {
+        let Route::Delegate(name) = &ctx.decision.route else {
+            return Err(Error::Failed(format!("the delegate backend was given route {}", ctx.decision)));
+        };
+        Ok(Arc::new(create(ctx, name).await?))
+    }
+
+    async fn cleanup(&self, record: serde_json::Value, _bundle: &Path, id: &str) -> Result<()> {
+        let left: DelegateRecord =
+            serde_json::from_value(record).map_err(|e| Error::failed("read the delegate's record in the container state", e))?;
+        force_delete(&left, id).await
+    }
+}
+
+async fn create(ctx: &CreateContext<'_>, name: &str) -> Result<DelegateContainer> {
     let cfg = &ctx.config.delegate;
     let profile = Profile::load(name, &cfg.profile_dir).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let binary = profile.find_binary(&profile::search_path()).map_err(|e| Error::FailedPrecondition(e.to_string()))?;
@@ -86,7 +116,7 @@ pub async fn create(ctx: &CreateContext<'_>, name: &str, notices: NoticeSender) 
         binary,
         root,
         log: ctx.work_dir.join("log.json"),
-        systemd_cgroup: wants_systemd_cgroup(cfg.systemd_cgroup, ctx.spec, systemd_booted()),
+        systemd_cgroup: wants_systemd_cgroup(cfg.systemd_cgroup, ctx.spec, cgroup::systemd_booted()),
     };
     tracing::info!(id = ctx.id, delegate = name, binary = %cli.binary.display(), root = %cli.root.display(),
         systemd_cgroup = cli.systemd_cgroup, "delegate chosen");
@@ -113,6 +143,7 @@ pub async fn create(ctx: &CreateContext<'_>, name: &str, notices: NoticeSender) 
     let cgroup = ContainerCgroup::of_pid(pid);
     let ooms_reported = Arc::new(AtomicU64::new(0));
     if let Some(cg) = cgroup.clone() {
+        let notices = ctx.notices.clone();
         ooms_reported.store(cg.oom_kills(), std::sync::atomic::Ordering::SeqCst);
         let id = ctx.id.to_string();
         tokio::spawn(cg.watch_oom(ooms_reported.clone(), move || {
@@ -170,7 +201,7 @@ fn read_pid(path: &Path) -> Result<u32> {
 
 /// Removes a container the delegate may still hold; used by `shim delete` after a
 /// dead shim, when nothing but the recorded leftovers is known.
-pub async fn force_delete(left: &DelegateLeftover, id: &str) -> Result<()> {
+async fn force_delete(left: &DelegateRecord, id: &str) -> Result<()> {
     let cli = Cli {
         profile: Profile {
             name: left.name.clone(),
@@ -205,18 +236,16 @@ impl Instance for DelegateContainer {
         self.pid
     }
 
-    fn leftovers(&self) -> Leftovers {
-        Leftovers {
-            delegate: Some(DelegateLeftover {
-                name: self.cli.profile.name.clone(),
-                binary: self.cli.binary.clone(),
-                root: self.cli.root.clone(),
-                systemd_cgroup: self.cli.systemd_cgroup,
-                global_args: self.cli.profile.global_args.clone(),
-                sealed_exec: self.cli.profile.sealed_exec,
-            }),
-            ..Default::default()
-        }
+    fn record(&self) -> serde_json::Value {
+        serde_json::to_value(DelegateRecord {
+            name: self.cli.profile.name.clone(),
+            binary: self.cli.binary.clone(),
+            root: self.cli.root.clone(),
+            systemd_cgroup: self.cli.systemd_cgroup,
+            global_args: self.cli.profile.global_args.clone(),
+            sealed_exec: self.cli.profile.sealed_exec,
+        })
+        .expect("a delegate record is plain data")
     }
 
     async fn start(&self) -> Result<()> {
@@ -330,12 +359,6 @@ impl Instance for DelegateContainer {
             },
         }
         Ok(())
-    }
-
-    async fn drain_io(&self, exec_id: Option<&str>) {
-        if exec_id.is_none() {
-            self.init_io.lock().await.drain(DRAIN_BOUND).await;
-        }
     }
 
     async fn pids(&self) -> Result<Vec<u32>> {

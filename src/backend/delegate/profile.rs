@@ -59,10 +59,7 @@ pub enum ProfileError {
 }
 
 pub fn check_name(name: &str) -> Result<(), ProfileError> {
-    let ok = !name.is_empty()
-        && name.len() <= 32
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err(ProfileError::BadName(name.to_string())) }
+    if crate::config::is_delegate_name(name) { Ok(()) } else { Err(ProfileError::BadName(name.to_string())) }
 }
 
 impl Profile {

@@ -22,8 +22,7 @@ use self::client::{MicadClient, MicadError};
 use self::protocol::{CreateMsg, Pedestal};
 use self::settings::MicaSettings;
 use self::watch::Life;
-use crate::annotations::Annotations;
-use crate::backend::{CreateContext, Error, Instance, Leftovers, Result, Stats};
+use crate::backend::{Backend, CreateContext, Error, Instance, Result, Stats};
 use crate::config::MicaConfig;
 use crate::hooks::{HookContext, Point};
 use crate::stdio::{IoCopy, StdioPaths};
@@ -37,7 +36,7 @@ const EMPTY_METRICS_URL: &str = "io.containerd.cgroups.v1.Metrics";
 
 /// What `shim delete` needs to remove the micad client after the shim died.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct MicaLeftover {
+pub struct MicaRecord {
     pub socket_dir: PathBuf,
     pub name: String,
 }
@@ -63,9 +62,28 @@ pub struct MicaContainer {
     watcher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-pub async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
-    let ann = Annotations::parse(&ctx.spec.annotations).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let set = MicaSettings::parse(&ann)?;
+pub struct MicaBackend;
+
+#[async_trait]
+impl Backend for MicaBackend {
+    fn name(&self) -> &'static str {
+        "mica"
+    }
+
+    async fn create(&self, ctx: &CreateContext<'_>) -> Result<Arc<dyn Instance>> {
+        Ok(Arc::new(create(ctx).await?))
+    }
+
+    async fn cleanup(&self, record: serde_json::Value, bundle: &Path, id: &str) -> Result<()> {
+        let left: MicaRecord =
+            serde_json::from_value(record).map_err(|e| Error::failed("read the micad record in the container state", e))?;
+        force_delete(&left, bundle, id).await
+    }
+}
+
+async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
+    let ann = ctx.annotations;
+    let set = MicaSettings::parse(ann)?;
     set.warn_unknown(ctx.id);
     let name = ctx.id.to_string();
     if name.len() > protocol::usable_len(protocol::NAME) {
@@ -197,7 +215,7 @@ fn is_gone(e: &MicadError) -> bool {
 
 /// Removes the micad client of a container whose shim died (`shim delete`),
 /// then runs its poststop hooks, which the dead shim can no longer run.
-pub async fn force_delete(left: &MicaLeftover, bundle: &Path, id: &str) -> Result<()> {
+async fn force_delete(left: &MicaRecord, bundle: &Path, id: &str) -> Result<()> {
     let client = MicadClient::new(&MicaConfig { socket_dir: left.socket_dir.clone(), ..MicaConfig::default() });
     match client.rm(&left.name).await {
         Err(e) if !is_gone(&e) => return Err(micad_error("remove the RTOS client", e)),
@@ -237,11 +255,9 @@ impl Instance for MicaContainer {
         0
     }
 
-    fn leftovers(&self) -> Leftovers {
-        Leftovers {
-            mica: Some(MicaLeftover { socket_dir: self.client.socket_dir().to_path_buf(), name: self.name.clone() }),
-            ..Default::default()
-        }
+    fn record(&self) -> serde_json::Value {
+        serde_json::to_value(MicaRecord { socket_dir: self.client.socket_dir().to_path_buf(), name: self.name.clone() })
+            .expect("a micad record is plain data")
     }
 
     async fn start(&self) -> Result<()> {
@@ -346,12 +362,6 @@ impl Instance for MicaContainer {
         }
         self.console.lock().await.close_stdin();
         Ok(())
-    }
-
-    async fn drain_io(&self, exec_id: Option<&str>) {
-        if exec_id.is_none() {
-            self.console.lock().await.drain(DRAIN_BOUND).await;
-        }
     }
 
     /// No host process belongs to an RTOS.

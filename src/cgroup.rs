@@ -1,5 +1,6 @@
-//! The container's cgroup, read directly: process list, statistics and OOM kills.
-//! Read here rather than through `<runtime> events`, which crun does not have.
+//! A container's cgroup, read directly: process list, statistics and OOM kills.
+//! Read here rather than through `<runtime> events`, which crun does not have;
+//! shared by the delegate's containers and the pod's holder.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,11 @@ use tokio::io::unix::AsyncFd;
 use crate::stdio::new_async_fd;
 
 const ROOT: &str = "/sys/fs/cgroup";
+
+/// systemd manages this host (sd_booted(3): /run/systemd/system exists).
+pub fn systemd_booted() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
 
 #[derive(Debug, Clone)]
 pub enum ContainerCgroup {
