@@ -138,10 +138,17 @@ EOF
 # tests keep their own containerd without CRI: a restart or a leftover there
 # never touches the pods, and the other way round.
 micrun_private_cri() {
-    local dir="$WORK/cri"
+    local dir="$WORK/cri" bare="$WORK/cri-bare"
     micrun_start_containerd "$dir" cri || return 1
     micrun_import_image "$dir" "$MICRUN_CRI_NS" "$WORK/busybox.tar" || return 1
     micrun_build_busybox_image "$dir/pause.tar" "$MICRUN_PAUSE_REF" '"sleep","2147483647"' || return 1
     micrun_import_image "$dir" "$MICRUN_CRI_NS" "$dir/pause.tar" || return 1
+    # A third containerd, with CRI and nothing but the shim on its PATH (so no
+    # crun, runc or youki for the shim to find): the RTOS-only pod test shows a
+    # pod needs no OCI runtime. CRI still wants its pause image present.
+    mkdir -p "$bare/bin"
+    ln -sf "$MICRUN_REPO/target/shim/$MICRUN_SHIM_NAME" "$bare/bin/$MICRUN_SHIM_NAME"
+    MICRUN__CONTAINERD_PATH="$bare/bin" micrun_start_containerd "$bare" cri || return 1
+    micrun_import_image "$bare" "$MICRUN_CRI_NS" "$dir/pause.tar" || return 1
     rm -f "$dir/pause.tar"
 }

@@ -215,7 +215,8 @@ micrun_start_containerd() {
     : >"$dir/containerd.log"
     micrun_log "starting containerd $series ($bindir/containerd) in $dir"
     # our shim first on its PATH, then the series' own containerd-shim-runc-v2
-    PATH="$MICRUN_REPO/target/shim:$MICRUN_REPO/target/release:$bindir:$PATH" \
+    # (MICRUN__CONTAINERD_PATH replaces it all: a containerd without OCI runtimes)
+    PATH="${MICRUN__CONTAINERD_PATH:-$MICRUN_REPO/target/shim:$MICRUN_REPO/target/release:$bindir:$PATH}" \
         "$bindir/containerd" --config "$dir/config.toml" </dev/null >>"$dir/containerd.log" 2>&1 &
     echo "$!" >"$dir/containerd.pid"
     micrun_wait_containerd "$dir" "$bindir/ctr"
@@ -557,6 +558,11 @@ micrun_test_env() {
         # crictl for tests/crictl_example.rs (built once per machine); empty when it cannot be built, which that test reports
         export MICRUN_CRICTL="$(micrun_crictl || true)"
     fi
+    if [[ -d $dir/cri-bare ]]; then
+        export MICRUN_TEST_CRI_BARE_ADDRESS="$dir/cri-bare/containerd.sock"
+        export MICRUN_TEST_CRI_BARE_STATE="$dir/cri-bare"
+        export MICRUN_TEST_CRI_BARE_CONFIG="$dir/cri-bare/micrun-cri.toml"
+    fi
 }
 
 # Puts the ctr and containerd-shim-runc-v2 of the containerd series
@@ -617,6 +623,7 @@ micrun_private_containerd() {
 micrun__teardown() {
     local rc=$?
     micrun_stop_containerd "$WORK/cri" || true
+    micrun_stop_containerd "$WORK/cri-bare" || true
     micrun_stop_containerd "$WORK" || true
     # after containerd: its shims removed their micad clients while the simulator still answered
     micrun_stop_sim "$WORK/sim" || true

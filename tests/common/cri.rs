@@ -33,20 +33,30 @@ pub struct CriEnv {
 }
 
 pub fn cri_env() -> CriEnv {
+    cri_env_of("MICRUN_TEST_CRI")
+}
+
+/// The CRI containerd with nothing but the shim on its PATH (no crun, runc or youki).
+pub fn cri_bare_env() -> CriEnv {
+    cri_env_of("MICRUN_TEST_CRI_BARE")
+}
+
+fn cri_env_of(prefix: &str) -> CriEnv {
     let base = common::env();
     let get = |k: &str| {
-        std::env::var(k).unwrap_or_else(|_| {
-            panic!("{k} is not set: the CRI tests need the CRI-enabled containerd of `bash scripts/test.sh` (scripts/lib-cri.sh)")
+        let k = format!("{prefix}_{k}");
+        std::env::var(&k).unwrap_or_else(|_| {
+            panic!("{k} is not set: the CRI tests need the CRI-enabled containerds of `bash scripts/test.sh` (scripts/lib-cri.sh)")
         })
     };
     let env = Env {
-        address: get("MICRUN_TEST_CRI_ADDRESS"),
-        namespace: get("MICRUN_TEST_CRI_NAMESPACE"),
+        address: get("ADDRESS"),
+        namespace: std::env::var("MICRUN_TEST_CRI_NAMESPACE").expect("MICRUN_TEST_CRI_NAMESPACE is not set (scripts/lib-cri.sh)"),
         image: base.image,
-        state: get("MICRUN_TEST_CRI_STATE").into(),
+        state: get("STATE").into(),
         shim: base.shim,
     };
-    CriEnv { env, micrun_config: get("MICRUN_TEST_CRI_CONFIG").into() }
+    CriEnv { env, micrun_config: get("CONFIG").into() }
 }
 
 /// Blocking calls over one tonic channel to containerd's CRI socket.
@@ -257,6 +267,16 @@ fn string_map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 
 fn image_spec(reference: &str) -> api::ImageSpec {
     api::ImageSpec { image: reference.into(), ..Default::default() }
+}
+
+/// `pod_config` for a pod whose containers share one pid namespace
+/// (Kubernetes' shareProcessNamespace), given to the pod and to `container`.
+pub fn share_pids(pod: &mut api::PodSandboxConfig, containers: &mut [&mut api::ContainerConfig]) {
+    let pod_ns = |ns: Option<&mut api::NamespaceOption>| ns.expect("namespace options").pid = api::NamespaceMode::Pod as i32;
+    pod_ns(pod.linux.as_mut().and_then(|l| l.security_context.as_mut()).and_then(|s| s.namespace_options.as_mut()));
+    for c in containers {
+        pod_ns(c.linux.as_mut().and_then(|l| l.security_context.as_mut()).and_then(|s| s.namespace_options.as_mut()));
+    }
 }
 
 /// A pod named `name` (also its hostname), logging into `log_dir`, with pod annotations.
