@@ -20,9 +20,16 @@ fn main() {
             }
         });
     }
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(containerd_shim::run::<micrun::shim::MicaShim>(micrun::RUNTIME_NAME, None));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    // Serving is ours (Task and Sandbox services on one socket); `start` and
+    // `delete` are the crate's.
+    match containerd_shim::parse(&args[1..]) {
+        Ok(flags) if micrun::shim::serve::requested(&flags) => {
+            if let Err(e) = runtime.block_on(micrun::shim::serve::serve(flags)) {
+                eprintln!("{}: {e}", micrun::RUNTIME_NAME);
+                std::process::exit(1);
+            }
+        }
+        _ => runtime.block_on(containerd_shim::run::<micrun::shim::MicaShim>(micrun::RUNTIME_NAME, None)),
+    }
 }

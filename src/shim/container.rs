@@ -170,8 +170,15 @@ async fn add_labels(spec: &mut BundleSpec, containerd: &str, namespace: &str, id
     Ok(())
 }
 
-/// Creates a container; on failure nothing of it is left behind.
-pub async fn create(req: &CreateTaskRequest, namespace: &str, containerd: &str, notices: NoticeSender) -> Result<Container> {
+/// Creates a container; on failure nothing of it is left behind. `sandbox_api`:
+/// the Sandbox API's sandbox, always the holder.
+pub async fn create(
+    req: &CreateTaskRequest,
+    namespace: &str,
+    containerd: &str,
+    notices: NoticeSender,
+    sandbox_api: bool,
+) -> Result<Container> {
     let opts = runtime_options(req.options.as_ref())?;
     let bundle = PathBuf::from(&req.bundle);
     let (mut spec, cfg) = load(&bundle, &opts)?;
@@ -179,7 +186,10 @@ pub async fn create(req: &CreateTaskRequest, namespace: &str, containerd: &str, 
         add_labels(&mut spec, containerd, namespace, &req.id).await?;
     }
     let annotations = parse_annotations(&spec)?;
-    let decision = route(&annotations, &cfg, &opts)?;
+    let decision = match sandbox_api {
+        true => Decision { route: Route::Holder, reason: "sandbox of containerd's Sandbox API (sandboxer = \"shim\")".into() },
+        false => route(&annotations, &cfg, &opts)?,
+    };
     tracing::info!(id = %req.id, route = ?decision.route, reason = %decision.reason, "route");
     let backend = backend::backend_for(&decision.route);
 

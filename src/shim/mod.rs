@@ -1,5 +1,5 @@
-//! The containerd-facing side: the shim's start/delete actions, the Task service,
-//! processes and events. Nothing here knows about RTOSes or OCI runtime CLIs.
+//! The containerd-facing side: the shim's start/delete actions, the server with
+//! the Task and Sandbox services, processes and events. Nothing here knows about RTOSes or OCI runtime CLIs.
 
 mod container;
 mod events;
@@ -8,6 +8,8 @@ mod labels;
 pub mod info;
 mod logging;
 mod process;
+mod sandbox;
+pub mod serve;
 mod service;
 
 use std::collections::HashMap;
@@ -34,7 +36,6 @@ pub struct MicaShim {
     containerd: String,
     /// The address this shim serves on (`-socket`; empty for `start` and `delete`).
     socket: String,
-    debug: bool,
 }
 
 /// The grouping key of the container in the current bundle: its pod or group.
@@ -76,7 +77,6 @@ impl containerd_shim::Shim for MicaShim {
             namespace: args.namespace.clone(),
             containerd: args.address.clone(),
             socket: args.socket.clone(),
-            debug: args.debug,
         }
     }
 
@@ -99,6 +99,7 @@ impl containerd_shim::Shim for MicaShim {
         let pid = container::cleanup_dead(&bundle, &self.id)
             .await
             .map_err(|e| containerd_shim::Error::Other(format!("cleanup of {} in {}: {e}", self.id, self.namespace)))?;
+        sandbox::cleanup_dead(&bundle, &self.id);
         // A shim killed outright never unlinked its socket. A group's shim may
         // still serve other members, so only a socket nobody answers on goes.
         if let Ok(address) = std::fs::read_to_string(bundle.join("address")) {
@@ -123,19 +124,28 @@ impl containerd_shim::Shim for MicaShim {
         remove_socket(&self.socket);
     }
 
+    /// Not used: `serve` builds the service (see serve.rs); the trait wants it.
     async fn create_task_service(&self, publisher: RemotePublisher) -> Service {
-        logging::init(self.debug, &self.id);
+        Service::new(&self.namespace, &self.containerd, &publisher.address, self.exit.clone()).await
+    }
+}
+
+impl Service {
+    /// The Task service with its exit loop running. `events` is containerd's
+    /// ttrpc address for events, `containerd` its gRPC socket.
+    pub async fn new(namespace: &str, containerd: &str, events: &str, exit: Arc<ExitSignal>) -> Service {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let svc = Service {
-            namespace: self.namespace.clone(),
-            containerd: self.containerd.clone(),
+            namespace: namespace.into(),
+            containerd: containerd.into(),
             containers: Arc::new(Mutex::new(HashMap::new())),
             // Our own publisher: ordered, synchronous forwarding (see events.rs).
-            publisher: Arc::new(events::Publisher::new(&publisher.address, &self.namespace)),
-            exit: self.exit.clone(),
+            publisher: Arc::new(events::Publisher::new(events, namespace)),
+            exit,
             notices: tx,
             unclaimed: Default::default(),
             creating: Default::default(),
+            holders: Default::default(),
         };
         svc.watch_exits(rx).await;
         svc

@@ -38,6 +38,9 @@ pub struct Service {
     /// Shutdown (containerd 2.x sends one after every delete in a group) may
     /// act as if they did not exist.
     pub(super) creating: Arc<std::sync::Mutex<HashSet<String>>>,
+    /// Ids the Sandbox API creates: served by the holder whatever
+    /// `[sandbox] mode` says, since no pause image comes with them.
+    pub(super) holders: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 /// An id held in `Service::creating` until Create returns.
@@ -123,6 +126,26 @@ impl Service {
         map.len() + self.creating.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    pub(super) fn hold(&self, id: &str) {
+        self.holders.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string());
+    }
+
+    pub(super) fn release(&self, id: &str) {
+        self.holders.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    /// Lets the shim exit after `after` if no container is left by then.
+    pub(super) fn exit_when_empty(&self, after: std::time::Duration) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            if me.members().await == 0 {
+                tracing::info!("no containers and no sandbox left: shim exits");
+                me.exit.signal();
+            }
+        });
+    }
+
     async fn instance(&self, id: &str) -> TtrpcResult<Arc<dyn Instance>> {
         self.with(id, |c| Ok(c.instance.clone())).await
     }
@@ -144,7 +167,8 @@ impl Task for Service {
             return Err(status(Error::Unimplemented("restoring from a checkpoint is not supported by micrun".into())));
         }
         let _reservation = self.reserve(&req.id).await?;
-        let c = container::create(&req, &self.namespace, &self.containerd, self.notices.clone()).await.map_err(|e| {
+        let holder = self.holders.lock().unwrap_or_else(|e| e.into_inner()).contains(&req.id);
+        let c = container::create(&req, &self.namespace, &self.containerd, self.notices.clone(), holder).await.map_err(|e| {
             tracing::warn!(id = %req.id, error = %e, "create refused");
             status(e)
         })?;

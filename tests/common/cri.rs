@@ -21,6 +21,9 @@ use crate::common::{self, Env};
 /// The runtime handler scripts/lib-cri.sh registers (examples/containerd-config.toml,
 /// examples/containerd-config-v3.toml on containerd 2.x).
 pub const HANDLER: &str = "mica";
+/// The handler on containerd 2.x's Sandbox API (`sandboxer = "shim"`,
+/// examples/containerd-config-v3.toml only).
+pub const SHIM_SANDBOXER_HANDLER: &str = "mica-shim";
 /// A CRI call that takes longer has hung; fail rather than wait for ever.
 const CALL_BOUND: Duration = Duration::from_secs(60);
 
@@ -106,8 +109,12 @@ impl Cri {
     }
 
     pub fn run_pod(&self, config: &api::PodSandboxConfig) -> Result<String, tonic::Status> {
+        self.run_pod_on(config, HANDLER)
+    }
+
+    pub fn run_pod_on(&self, config: &api::PodSandboxConfig, handler: &str) -> Result<String, tonic::Status> {
         let mut c = self.runtime.clone();
-        let req = api::RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: HANDLER.into() };
+        let req = api::RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: handler.into() };
         self.call("RunPodSandbox", async move { c.run_pod_sandbox(req).await }).map(|r| r.pod_sandbox_id)
     }
 
@@ -215,8 +222,12 @@ pub struct Pod<'a> {
 
 impl<'a> Pod<'a> {
     pub fn run(cri: &'a Cri, config: api::PodSandboxConfig) -> Pod<'a> {
+        Self::run_on(cri, config, HANDLER)
+    }
+
+    pub fn run_on(cri: &'a Cri, config: api::PodSandboxConfig, handler: &str) -> Pod<'a> {
         let name = config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
-        let id = cri.run_pod(&config).unwrap_or_else(|e| panic!("RunPodSandbox {name} (handler {HANDLER}): {e}"));
+        let id = cri.run_pod_on(&config, handler).unwrap_or_else(|e| panic!("RunPodSandbox {name} (handler {handler}): {e}"));
         Pod { cri, id, config, removed: false }
     }
 
