@@ -126,6 +126,15 @@ impl Cri {
         (r.status.expect("PodSandboxStatus without status"), verbose_info(&r.info))
     }
 
+    /// The pod's state, or CRI's error (a Sandbox-API pod whose shim just died
+    /// answers "ttrpc: closed" until containerd has noticed).
+    pub fn pod_state(&self, id: &str) -> Result<api::PodSandboxState, tonic::Status> {
+        let mut c = self.runtime.clone();
+        let req = api::PodSandboxStatusRequest { pod_sandbox_id: id.into(), verbose: false };
+        let r = self.call("PodSandboxStatus", async move { c.pod_sandbox_status(req).await })?;
+        Ok(r.status.expect("PodSandboxStatus without status").state())
+    }
+
     pub fn pods(&self) -> Vec<api::PodSandbox> {
         let mut c = self.runtime.clone();
         self.call("ListPodSandbox", async move { c.list_pod_sandbox(api::ListPodSandboxRequest::default()).await })
