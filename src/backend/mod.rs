@@ -17,6 +17,9 @@ use containerd_shim::protos::protobuf::well_known_types::any::Any;
 
 pub use registry::{backend_for, cleanup_dead};
 
+/// Which backend serves a route (`backend_for`, the registry, in the shim).
+pub type Backends = fn(&crate::router::Route) -> &'static dyn Backend;
+
 use crate::config::Config;
 use crate::router::Decision;
 use crate::stdio::StdioPaths;

@@ -177,6 +177,7 @@ pub async fn create(
     namespace: &str,
     containerd: &str,
     notices: NoticeSender,
+    backends: backend::Backends,
     sandbox_api: bool,
 ) -> Result<Container> {
     let opts = runtime_options(req.options.as_ref())?;
@@ -191,7 +192,7 @@ pub async fn create(
         false => route(&annotations, &cfg, &opts)?,
     };
     tracing::info!(id = %req.id, route = ?decision.route, reason = %decision.reason, "route");
-    let backend = backend::backend_for(&decision.route);
+    let backend = backends(&decision.route);
 
     let mounted_rootfs = if backend.needs_rootfs() { mount_rootfs(req, &bundle).await? } else { None };
     let work_dir = state::work_dir(&cfg.state_root, namespace, &req.id);

@@ -4,6 +4,7 @@
 //! than looked up through protobuf reflection, which would pull every descriptor
 //! of the API into memory.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use containerd_shim::protos::events::task::*;
@@ -41,57 +42,76 @@ task_events! {
     TaskResumed => "/tasks/resumed",
 }
 
+/// Where the Task service's events go, one at a time in the order they are
+/// sent: containerd's event service in the shim, a recorder in the core's tests.
+#[async_trait::async_trait]
+pub trait EventSink: Send + Sync {
+    async fn send(&self, topic: &'static str, event: Any);
+}
+
+/// A task event as containerd's envelope carries it.
+pub fn encode<E: TaskEvent>(event: &E) -> Result<Any, String> {
+    let value = event.write_to_bytes().map_err(|e| e.to_string())?;
+    Ok(Any { type_url: E::TYPE_URL.into(), value, ..Default::default() })
+}
+
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Retries after a failed forward (containerd restarting), in the background.
 const RETRY_DELAYS_MS: [u64; 5] = [100, 500, 1000, 2000, 4000];
 
+/// containerd's event service over ttrpc, connected on first use.
 pub struct Publisher {
-    address: String,
     namespace: String,
+    conn: Arc<Conn>,
+}
+
+struct Conn {
+    address: String,
     client: Mutex<Option<EventsClient>>,
 }
 
 impl Publisher {
     pub fn new(address: &str, namespace: &str) -> Publisher {
-        Publisher { address: address.into(), namespace: namespace.into(), client: Mutex::new(None) }
+        Publisher { namespace: namespace.into(), conn: Arc::new(Conn { address: address.into(), client: Mutex::new(None) }) }
     }
 
-    pub async fn publish<E: TaskEvent>(self: &std::sync::Arc<Self>, event: E) {
-        let req = match self.request(&event) {
-            Ok(r) => r,
-            Err(e) => return tracing::warn!(topic = E::TOPIC, error = %e, "encode event failed"),
-        };
-        if self.forward(&req).await.is_ok() {
-            return;
-        }
-        let me = self.clone();
-        tokio::spawn(async move {
-            for ms in RETRY_DELAYS_MS {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                if me.forward(&req).await.is_ok() {
-                    return;
-                }
-            }
-            tracing::warn!(topic = E::TOPIC, "event dropped: containerd did not take it");
-        });
-    }
-
-    fn request<E: TaskEvent>(&self, event: &E) -> Result<ForwardRequest, String> {
+    fn request(&self, topic: &str, event: Any) -> Result<ForwardRequest, String> {
         let ts = containerd_shim::util::timestamp().map_err(|e| e.to_string())?;
         let envelope = Envelope {
             timestamp: MessageField::some(ts),
             namespace: self.namespace.clone(),
-            topic: E::TOPIC.into(),
-            event: MessageField::some(Any {
-                type_url: E::TYPE_URL.into(),
-                value: event.write_to_bytes().map_err(|e| e.to_string())?,
-                ..Default::default()
-            }),
+            topic: topic.into(),
+            event: MessageField::some(event),
             ..Default::default()
         };
         Ok(ForwardRequest { envelope: MessageField::some(envelope), ..Default::default() })
     }
+}
 
+#[async_trait::async_trait]
+impl EventSink for Publisher {
+    async fn send(&self, topic: &'static str, event: Any) {
+        let req = match self.request(topic, event) {
+            Ok(r) => r,
+            Err(e) => return tracing::warn!(topic, error = %e, "encode event failed"),
+        };
+        if self.conn.forward(&req).await.is_ok() {
+            return;
+        }
+        let conn = self.conn.clone();
+        tokio::spawn(async move {
+            for ms in RETRY_DELAYS_MS {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                if conn.forward(&req).await.is_ok() {
+                    return;
+                }
+            }
+            tracing::warn!(topic, "event dropped: containerd did not take it");
+        });
+    }
+}
+
+impl Conn {
     async fn forward(&self, req: &ForwardRequest) -> Result<(), String> {
         let mut client = self.client.lock().await;
         if client.is_none() {

@@ -2,6 +2,8 @@
 //! the Task and Sandbox services, processes and events. Nothing here knows about RTOSes or OCI runtime CLIs.
 
 mod container;
+#[cfg(test)]
+mod core_tests;
 mod events;
 mod exits;
 mod labels;
@@ -134,13 +136,25 @@ impl Service {
     /// The Task service with its exit loop running. `events` is containerd's
     /// ttrpc address for events, `containerd` its gRPC socket.
     pub async fn new(namespace: &str, containerd: &str, events: &str, exit: Arc<ExitSignal>) -> Service {
+        // Our own publisher: ordered, synchronous forwarding (see events.rs).
+        let sink = Arc::new(events::Publisher::new(events, namespace));
+        Service::build(namespace, containerd, sink, crate::backend::backend_for, exit).await
+    }
+
+    pub(super) async fn build(
+        namespace: &str,
+        containerd: &str,
+        events: Arc<dyn events::EventSink>,
+        backends: crate::backend::Backends,
+        exit: Arc<ExitSignal>,
+    ) -> Service {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let svc = Service {
             namespace: namespace.into(),
             containerd: containerd.into(),
             containers: Arc::new(Mutex::new(HashMap::new())),
-            // Our own publisher: ordered, synchronous forwarding (see events.rs).
-            publisher: Arc::new(events::Publisher::new(events, namespace)),
+            events,
+            backends,
             exit,
             notices: tx,
             unclaimed: Default::default(),

@@ -16,9 +16,9 @@ use containerd_shim::{ExitSignal, Task, TtrpcResult};
 use tokio::sync::Mutex;
 
 use super::container::{self, Container};
-use super::events::{Publisher, TaskEvent};
+use super::events::{encode, EventSink, TaskEvent};
 use super::process::{self, Process, Status, Transition};
-use crate::backend::{Error, Instance, NoticeSender};
+use crate::backend::{Backends, Error, Instance, NoticeSender};
 use crate::spec::check_json_object;
 use crate::state::ContainerState;
 use crate::stdio::StdioPaths;
@@ -30,7 +30,9 @@ pub struct Service {
     /// containerd's gRPC socket, asked for labels when the config says so.
     pub(super) containerd: String,
     pub(super) containers: Arc<Mutex<HashMap<String, Container>>>,
-    pub(super) publisher: Arc<Publisher>,
+    pub(super) events: Arc<dyn EventSink>,
+    /// Which backend serves a route: the registry's, a stub in the core's tests.
+    pub(super) backends: Backends,
     pub(super) exit: Arc<ExitSignal>,
     pub(super) notices: NoticeSender,
     pub(super) unclaimed: Arc<Mutex<super::process::Unclaimed>>,
@@ -77,7 +79,10 @@ pub fn timestamp(t: std::time::SystemTime) -> Timestamp {
 
 impl Service {
     pub(super) async fn publish<E: TaskEvent>(&self, event: E) {
-        self.publisher.publish(event).await
+        match encode(&event) {
+            Ok(any) => self.events.send(E::TOPIC, any).await,
+            Err(e) => tracing::warn!(topic = E::TOPIC, error = %e, "encode event failed"),
+        }
     }
 
     /// Runs `f` on the container, or answers NOT_FOUND naming it.
@@ -168,14 +173,13 @@ impl Task for Service {
         }
         let _reservation = self.reserve(&req.id).await?;
         let holder = self.holders.lock().unwrap_or_else(|e| e.into_inner()).contains(&req.id);
-        let c = container::create(&req, &self.namespace, &self.containerd, self.notices.clone(), holder).await.map_err(|e| {
+        let c = container::create(&req, &self.namespace, &self.containerd, self.notices.clone(), self.backends, holder).await.map_err(|e| {
             tracing::warn!(id = %req.id, error = %e, "create refused");
             status(e)
         })?;
         super::logging::adopt(&req.id, &c.bundle);
         let pid = c.init.pid;
         self.containers.lock().await.insert(req.id.clone(), c);
-        self.claim_early_exit(&req.id, None, pid).await;
         self.publish(TaskCreate {
             container_id: req.id.clone(),
             bundle: req.bundle.clone(),
@@ -191,6 +195,8 @@ impl Task for Service {
             ..Default::default()
         })
         .await;
+        // An init that already exited: its exit follows its create event.
+        self.claim_early_exit(&req.id, None, pid).await;
         Ok(CreateTaskResponse { pid, ..Default::default() })
     }
 
@@ -210,7 +216,6 @@ impl Task for Service {
                 })
                 .await?;
                 self.moved(&req.id, Some(x), Transition::Start).await?;
-                self.claim_early_exit(&req.id, Some(x), pid).await;
                 pid
             }
         };
@@ -218,7 +223,10 @@ impl Task for Service {
             None => self.publish(TaskStart { container_id: req.id.clone(), pid, ..Default::default() }).await,
             Some(x) => {
                 self.publish(TaskExecStarted { container_id: req.id.clone(), exec_id: x.into(), pid, ..Default::default() })
-                    .await
+                    .await;
+                // An exec that exited before its pid was known: its exit
+                // follows its started event, as containerd's clients expect.
+                self.claim_early_exit(&req.id, Some(x), pid).await;
             }
         }
         Ok(StartResponse { pid, ..Default::default() })
