@@ -5,6 +5,7 @@
 #   (1) micrun, [sandbox] mode = "holder" (the default): the shim's holder process
 #   (2) micrun, [sandbox] mode = "delegate": the pause image run by crun
 #   (3) containerd's own runc shim (io.containerd.runc.v2) with BinaryName crun
+#       (behind micrun_crun_wrapper, scripts/lib.sh)
 #   (4) containerd 2.x only: micrun on the Sandbox API (handler mica-shim,
 #       sandboxer = "shim"): no pause container, the holder from CreateSandbox
 #
@@ -39,6 +40,7 @@ for mode in holder delegate; do
         "$DIR/micrun-state" "$mode" >"$DIR/micrun-$mode.toml"
 done
 micrun__cni_setup "$DIR"
+micrun_crun_wrapper "$DIR/crunwrap"
 {
     micrun__containerd_config "$DIR" "$SERIES" plain \
         | grep -v '"io.containerd.grpc.v1.cri"\|"io.containerd.cri.v1.runtime"\|"io.containerd.cri.v1.images"\|"io.containerd.podsandbox.controller.v1.podsandbox"'
@@ -53,7 +55,10 @@ micrun__cni_setup "$DIR"
     else
         echo '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]'
     fi
-    echo '  BinaryName = "crun"'
+    # Debian's crun 1.8 refuses containerd 2.3's ociVersion 1.3.0: the Go
+    # shim runs it behind the wrapper that lowers it, as micrun's crun
+    # profile does itself
+    echo "  BinaryName = \"$DIR/crunwrap/crun\""
 } >"$DIR/config.toml"
 mkdir -p "$DIR/root" "$DIR/state"
 : >"$DIR/containerd.log"

@@ -383,7 +383,7 @@ conf_images
 
 # crun as the reference's OCI runtime: containerd-shim-runc-v2 runs "runc"
 # from PATH, so a directory holding runc -> crun goes first on PATH
-conf_crun_wrapper "$WORK/crun"
+micrun_crun_wrapper "$WORK/crun"
 mkdir -p "$WORK/crun-as-runc"
 ln -s "$WORK/crun/crun" "$WORK/crun-as-runc/runc"
 conf_run_one reference io.containerd.runc.v2 crun "$WORK/crun-as-runc:$BINDIR"

@@ -419,7 +419,7 @@ done
 
 micrun_registry_start "$WORK/registry"
 cri_images
-conf_crun_wrapper "$WORK/crun"
+micrun_crun_wrapper "$WORK/crun"
 for h in "${HANDLERS[@]}"; do
     cri_run_one "$h"
 done

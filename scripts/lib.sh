@@ -537,6 +537,35 @@ micrun_import_image() {
     micrun_ctr "$dir" -n "$ns" images import "$tar" >/dev/null
 }
 
+# DIR/crun: crun with the bundle's ociVersion lowered to 1.1.0 where it is
+# higher, for containerd's runc shim
+# (the conformance reference, the benchmarks). Debian 12's crun 1.8.1 refuses any spec above 1.1
+# ("unknown version specified") and containerd 2.3 writes 1.3.0; crun 1.8
+# reads the same content either way. micrun does the same itself (its crun
+# profile's oci_version_max) and runs the plain crun.
+micrun_crun_wrapper() {
+    local dir=$1 crun
+    crun=$(command -v crun) || { micrun_die "crun not on PATH"; return 1; }
+    mkdir -p "$dir"
+    cat >"$dir/crun" <<EOF
+#!/bin/bash
+bundle="" prev="" sub=""
+for a in "\$@"; do
+    case \$prev in --bundle | -b) bundle=\$a ;; esac
+    case \$a in
+        --bundle=*) bundle=\${a#--bundle=} ;;
+        create | run) [[ -z \$sub ]] && sub=\$a ;;
+    esac
+    prev=\$a
+done
+if [[ -n \$sub && -n \$bundle && -f \$bundle/config.json ]]; then
+    sed -i -E 's/"ociVersion"( *): *"1\.([2-9]|[1-9][0-9])\.[^"]*"/"ociVersion"\1:"1.1.0"/' "\$bundle/config.json"
+fi
+exec $crun "\$@"
+EOF
+    chmod 755 "$dir/crun"
+}
+
 # --------------------------------------------------------------------------
 # environment for the Rust integration tests
 
