@@ -3,13 +3,16 @@
 # the shared expectations and image code): critest, cri-tools' CRI validation
 # suite, against a private CRI containerd once per runtime handler, side by side.
 #
-#   scripts/conformance.sh cri [--handler runc|mica]... [--focus REGEX] [--containerd 1.6|2.3]
+#   scripts/conformance.sh cri [--handler runc|mica|mica-shim]... [--focus REGEX] [--containerd 1.6|2.3]
 #
-# Handlers (default both): `runc` is containerd's own io.containerd.runc.v2
-# shim running crun, the reference; `mica` is micrun (io.containerd.mica.v2,
-# registered from examples/containerd-config*.toml), its Linux containers and
-# the pause container run by its delegate crun. containerd 2.3.7 by default,
-# or Debian's 1.6.20. Each handler gets a fresh containerd.
+# Handlers (default runc and mica): `runc` is containerd's own
+# io.containerd.runc.v2 shim running crun, the reference; `mica` is micrun
+# (io.containerd.mica.v2, registered from examples/containerd-config*.toml),
+# its Linux containers run by its delegate crun and the pod's sandbox by its
+# holder; `mica-shim` (containerd 2.x) is micrun on the Sandbox API, no pause
+# container at all. containerd 2.3.7 by default, or Debian's 1.6.20. Each
+# handler gets a fresh containerd; both micrun handlers are judged by the
+# same expectations.
 #
 # Everything runs inside a network namespace made for the run (containerd, its
 # CNI bridge and pods, the registry, critest), removed on exit. The images
@@ -21,8 +24,8 @@
 #
 # Expectations: tests/conformance/cri-v2.3.txt (cri-v1.6.txt), one line per
 # spec: "SPEC | reason" (SPEC@mica limits it to one handler). Exit status is
-# non-zero when a spec passes on runc (or runc was not run) and fails on mica
-# without an entry, also on a second try in a fresh containerd.
+# non-zero when a spec passes on runc (or runc was not run) and fails on a
+# micrun handler without an entry, also on a second try in a fresh containerd.
 #
 # Environment: MICRUN_CRITEST_TIMEOUT bounds each handler's run in seconds
 # (default 3600); MICRUN_CONFORMANCE_KEEP=DIR keeps the run's files there.
@@ -32,7 +35,7 @@ HANDLERS=()
 FOCUS=""
 while (($#)); do
     case $1 in
-        --handler) HANDLERS+=("${2:?--handler runc|mica}"); shift 2 ;;
+        --handler) HANDLERS+=("${2:?--handler runc|mica|mica-shim}"); shift 2 ;;
         --focus) FOCUS=${2:?--focus REGEX}; shift 2 ;;
         --containerd) CRI_SERIES=$(micrun_containerd_series "${2:?--containerd 1.6|2.3}"); shift 2 ;;
         *) usage ;;
@@ -40,8 +43,12 @@ while (($#)); do
 done
 ((${#HANDLERS[@]})) || HANDLERS=(runc mica)
 for h in "${HANDLERS[@]}"; do
-    case $h in runc | mica) ;; *) micrun_die "unknown handler '$h' (runc, mica)"; exit 2 ;; esac
+    case $h in runc | mica | mica-shim) ;; *) micrun_die "unknown handler '$h' (runc, mica, mica-shim)"; exit 2 ;; esac
 done
+if [[ " ${HANDLERS[*]} " == *" mica-shim "* && $CRI_SERIES != 2.* ]]; then
+    micrun_die "mica-shim is containerd 2.x's Sandbox API: run it with --containerd 2.3"
+    exit 2
+fi
 [[ $CRI_SERIES == 1.7 ]] && { micrun_die "critest runs on containerd 2.3 or 1.6"; exit 2; }
 CONF_EXPECT="$MICRUN_REPO/tests/conformance/cri-v$CRI_SERIES.txt"
 CONF_SEP="|"
@@ -399,7 +406,7 @@ if [[ -z ${MICRUN__CRI_NETNS:-} ]]; then
 fi
 
 SHIM_DIR="${MICRUN_CONFORMANCE_SHIM_DIR:-$MICRUN_REPO/target/shim}"
-if [[ " ${HANDLERS[*]} " == *" mica "* && ! -x $SHIM_DIR/$MICRUN_SHIM_NAME ]]; then
+if [[ " ${HANDLERS[*]} " == *" mica"* && ! -x $SHIM_DIR/$MICRUN_SHIM_NAME ]]; then
     micrun_die "no shim at $SHIM_DIR/$MICRUN_SHIM_NAME"
     exit 1
 fi
@@ -424,37 +431,41 @@ for h in "${HANDLERS[@]}"; do
     cri_run_one "$h"
 done
 
-# One second try, in a fresh containerd, for the specs that failed on mica
-# without an entry where runc passed them (or runc was not run): on a loaded
-# 2-core machine a spec sometimes misses its time bound whatever the runtime.
-# The table notes each spec that passed only on the second try.
-if [[ -f $WORK/mica/results ]]; then
-    retry=()
+# One second try, in a fresh containerd, for the specs that failed on a micrun
+# handler without an entry where runc passed them (or runc was not run): on a
+# loaded 2-core machine a spec sometimes misses its time bound whatever the
+# runtime. The table notes each spec that passed only on the second try.
+cri_second_try() {
+    local m=$1 res name msg re t retry=()
     while IFS=$'\t' read -r res name _; do
         [[ $res == FAIL && -z $(conf_expected "$name" mica) ]] || continue
         [[ ! -f $WORK/runc/results ]] || grep -qxF "PASS	$name" <(cut -f1,2 "$WORK/runc/results") || continue
         retry+=("$name")
-    done <"$WORK/mica/results"
-    if ((${#retry[@]} > 0 && ${#retry[@]} <= 10)); then
-        re=""
-        for t in "${retry[@]}"; do re+="${re:+|}$(cri_re_escape "$t")"; done
-        micrun_log "[mica] a second try for the ${#retry[@]} spec(s) that failed"
-        cri_run_one mica mica-retry "$re"
-        declare -A AGAIN=()
-        while IFS=$'\t' read -r res name _; do
-            [[ $res == PASS ]] && AGAIN[$name]=1
-        done <"$WORK/mica-retry/results"
-        while IFS=$'\t' read -r res name msg; do
-            if [[ $res == FAIL && -n ${AGAIN[$name]:-} ]]; then
-                printf 'PASS\t%s\t\n' "$name"
-                echo "$name" >>"$WORK/mica/second-try"
-            else
-                printf '%s\t%s\t%s\n' "$res" "$name" "$msg"
-            fi
-        done <"$WORK/mica/results" >"$WORK/mica/results.merged"
-        mv "$WORK/mica/results.merged" "$WORK/mica/results"
-    fi
-fi
+    done <"$WORK/$m/results"
+    ((${#retry[@]} > 0 && ${#retry[@]} <= 10)) || return 0
+    re=""
+    for t in "${retry[@]}"; do re+="${re:+|}$(cri_re_escape "$t")"; done
+    micrun_log "[$m] a second try for the ${#retry[@]} spec(s) that failed"
+    cri_run_one "$m" "$m-retry" "$re"
+    local -A again=()
+    while IFS=$'\t' read -r res name _; do
+        [[ $res == PASS ]] && again[$name]=1
+    done <"$WORK/$m-retry/results"
+    while IFS=$'\t' read -r res name msg; do
+        if [[ $res == FAIL && -n ${again[$name]:-} ]]; then
+            printf 'PASS\t%s\t\n' "$name"
+            echo "$name" >>"$WORK/$m/second-try"
+        else
+            printf '%s\t%s\t%s\n' "$res" "$name" "$msg"
+        fi
+    done <"$WORK/$m/results" >"$WORK/$m/results.merged"
+    mv "$WORK/$m/results.merged" "$WORK/$m/results"
+}
+MICRUN_HANDLERS=()
+for h in "${HANDLERS[@]}"; do [[ $h == runc ]] || MICRUN_HANDLERS+=("$h"); done
+for m in ${MICRUN_HANDLERS[@]+"${MICRUN_HANDLERS[@]}"}; do
+    [[ ! -f $WORK/$m/results ]] || cri_second_try "$m"
+done
 
 # --------------------------------------------------------------------------
 # the table: one line per spec, a column per handler, then the totals
@@ -486,21 +497,24 @@ for t in "${SPECS[@]}"; do
         case $res in PASS) NP[$h]=$((${NP[$h]:-0} + 1)) ;; SKIP) NS[$h]=$((${NS[$h]:-0} + 1)) ;; *) NF[$h]=$((${NF[$h]:-0} + 1)) ;; esac
     done
     echo "$line$t"
-    [[ -n ${R[mica/$t]:-} ]] || continue
-    m=${R[mica/$t]} r=${R[runc/$t]:-}
-    reason=$(conf_expected "$t" mica)
-    if [[ $m == FAIL && -z $reason && ($r == PASS || $have_runc == 0) ]]; then
-        notes+=("UNEXPECTED $t: fails on mica${r:+, $r on runc}: ${MSG[mica/$t]}")
-        unexpected=1
-    elif [[ -n $r && $m != "$r" ]]; then
-        notes+=("differs: $t: runc $r, mica $m: ${reason:-${MSG[mica/$t]:-${MSG[runc/$t]}}}")
-    elif [[ $m == PASS && -n $reason && $reason != "not run:"* ]]; then
-        notes+=("note $t passes on mica now; its entry says: $reason")
-    fi
+    for h in ${MICRUN_HANDLERS[@]+"${MICRUN_HANDLERS[@]}"}; do
+        [[ -n ${R[$h/$t]:-} ]] || continue
+        m=${R[$h/$t]} r=${R[runc/$t]:-}
+        reason=$(conf_expected "$t" mica)
+        if [[ $m == FAIL && -z $reason && ($r == PASS || $have_runc == 0) ]]; then
+            notes+=("UNEXPECTED $t: fails on $h${r:+, $r on runc}: ${MSG[$h/$t]}")
+            unexpected=1
+        elif [[ -n $r && $m != "$r" ]]; then
+            notes+=("differs: $t: runc $r, $h $m: ${reason:-${MSG[$h/$t]:-${MSG[runc/$t]}}}")
+        elif [[ $m == PASS && -n $reason && $reason != "not run:"* ]]; then
+            notes+=("note $t passes on $h now; its entry says: $reason")
+        fi
+    done
 done
-if [[ -f $WORK/mica/second-try ]]; then
-    while IFS= read -r t; do notes+=("note $t failed on mica once and passed on a second try"); done <"$WORK/mica/second-try"
-fi
+for h in ${MICRUN_HANDLERS[@]+"${MICRUN_HANDLERS[@]}"}; do
+    [[ -f $WORK/$h/second-try ]] || continue
+    while IFS= read -r t; do notes+=("note $t failed on $h once and passed on a second try"); done <"$WORK/$h/second-try"
+done
 echo
 printf '%s\n' ${notes[@]+"${notes[@]}"}
 counts=""

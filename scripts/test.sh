@@ -13,8 +13,8 @@
 # The full run (no series, no arguments) then runs containerd's own integration
 # suite against micrun beside containerd's runc shim (scripts/conformance.sh
 # containerd, judged by tests/conformance/containerd-v2.3.txt) and critest
-# against micrun's CRI handler on containerd 2.3 (scripts/conformance.sh cri
-# --handler mica, judged by tests/conformance/cri-v2.3.txt); MICRUN_CONFORMANCE=0
+# against micrun's CRI handlers on containerd 2.3 (scripts/conformance.sh cri
+# --handler mica --handler mica-shim, judged by tests/conformance/cri-v2.3.txt); MICRUN_CONFORMANCE=0
 # leaves both out, =1 adds them to any run.
 #
 # 1.6 is Debian's containerd 1.6.20; 1.7 and 2.3 are built once per machine
@@ -112,11 +112,12 @@ if [[ ${MICRUN_CONFORMANCE:-} == 1 || (-z ${MICRUN_CONFORMANCE:-} && -z ${MICRUN
         summary+=("${counts:-containerd integration suite: no counts printed}: FAILED (exit $status; UNEXPECTED lines above)")
         rc=1
     fi
-    # critest (Kubernetes' CRI validation suite) against the handler `mica`
-    # on containerd 2.3, judged by tests/conformance/cri-v2.3.txt
-    micrun_log "=== critest, handler mica (scripts/conformance.sh cri --handler mica) ==="
+    # critest (Kubernetes' CRI validation suite) against the handlers `mica`
+    # (the holder as the pod's sandbox) and `mica-shim` (the Sandbox API) on
+    # containerd 2.3, judged by tests/conformance/cri-v2.3.txt
+    micrun_log "=== critest, handlers mica and mica-shim (scripts/conformance.sh cri --handler mica --handler mica-shim) ==="
     set +e
-    MICRUN_NO_BUILD=1 bash "$MICRUN_REPO/scripts/conformance.sh" cri --handler mica 2>&1 | tee "$out"
+    MICRUN_NO_BUILD=1 bash "$MICRUN_REPO/scripts/conformance.sh" cri --handler mica --handler mica-shim 2>&1 | tee "$out"
     status=${PIPESTATUS[0]}
     set -e
     counts=$(grep -a '^critest .* on containerd ' "$out" | tail -n 1)

@@ -24,7 +24,7 @@ use k8s_cri::v1::{ContainerState, PodSandboxState};
 use common::leftovers::{assert_nothing_left, CLEANUP_BOUND};
 use common::procs::{alive, cmdline, flag_value, kill, serving_shims};
 use common::{mounts_under, route, wait_until, Env};
-use cri::{container_config, cri_bare_env, cri_env, pod_config, CriEnv, Pod, SHIM_SANDBOXER_HANDLER};
+use cri::{container_config, cri_bare_env, cri_env, pod_config, share_pids, CriEnv, Pod, SHIM_SANDBOXER_HANDLER};
 use pods::*;
 
 const SERVER_CMD: [&str; 3] = ["sh", "-c", "trap 'exit 0' TERM; while true; do nc -l -p 7777 >>/tmp/got; done & wait"];
@@ -257,5 +257,37 @@ fn cri_sandbox_api_shim_killed_leaves_nothing_after_removal() {
     pod.stop();
     pod.remove();
     assert_sandbox_gone(&s, &pod.id.clone(), &dirs, &netns, &[holder, shim]);
+    assert_nothing_left(env, &app);
+}
+
+/// shareProcessNamespace and sysctls on the Sandbox API: the holder that
+/// CreateSandbox starts from CRI's pod config is pid 1 of the pod's pid
+/// namespace, the Linux container joins it, and the pod's sysctl is set in
+/// the pod and not on the host.
+#[test]
+fn cri_sandbox_api_holder_is_pid_1_of_a_pod_sharing_its_pid_namespace() {
+    let Some(s) = sandbox_api(cri_env()) else { return };
+    let env = &s.ce.env;
+    let mut config = pod_config("sbapi-pids", s.logs.path(), &[]);
+    config.linux.as_mut().unwrap().sysctls = [("kernel.shmmni".to_string(), "1234".to_string())].into();
+    let mut app_config = container_config("app", &env.image, &APP_CMD, &[]);
+    share_pids(&mut config, &mut [&mut app_config]);
+    let mut pod = Pod::run_on(&s.cri, config, SHIM_SANDBOXER_HANDLER);
+    let shim = the_shim(env, &pod.id);
+    let holder = holder_of(shim);
+    let app = pod.start(&app_config);
+    let (_, ainfo) = s.cri.container_status(&app);
+    let app_pid = pid_of(&ainfo, "app");
+    assert_eq!(ns_link(app_pid, "pid"), ns_link(holder, "pid"), "app is not in the pod's pid namespace");
+    assert_ne!(ns_link(holder, "pid"), ns_link(std::process::id(), "pid"), "the pod's pid namespace is the host's");
+    assert_eq!(exec_out(&s, &app, "cat /proc/1/comm"), "micrun-holder\n", "pid 1 of the pod");
+    assert_eq!(exec_out(&s, &app, "cat /proc/sys/kernel/shmmni"), "1234\n", "the pod's sysctl");
+    assert_ne!(std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap(), "1234\n", "the pod's sysctl reached the host");
+    let netns = netns_of(env, holder);
+    let dirs = pod_dirs(env, &pod.id);
+    s.cri.stop_container(&app, 10).unwrap();
+    pod.stop();
+    pod.remove();
+    assert_sandbox_gone(&s, &pod.id.clone(), &dirs, &netns, &[holder, shim, app_pid]);
     assert_nothing_left(env, &app);
 }
