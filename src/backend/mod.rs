@@ -144,10 +144,13 @@ pub trait Instance: Send + Sync {
     }
 }
 
-/// Reported by a backend outside any request (e.g. an OOM kill of a child).
+/// Reported by a backend outside any request, into one channel the shim reads
+/// in order: an OOM kill, or the exit of a process that is not a child of the
+/// shim (an RTOS; children's exits come from the reaper by pid).
 #[derive(Debug)]
 pub enum Notice {
     Oom { id: String },
+    Exit { id: String, exec: Option<String>, code: i32 },
 }
 
 pub type NoticeSender = tokio::sync::mpsc::UnboundedSender<Notice>;

@@ -11,9 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use containerd_shim::api::*;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::ttrpc::r#async::TtrpcContext;
 use containerd_shim::protos::ttrpc::{self, Code};
-use containerd_shim::{ExitSignal, Task};
+use containerd_shim::ExitSignal;
 
 use super::events::EventSink;
 use super::Service;
@@ -37,8 +36,8 @@ impl Recorder {
     }
 }
 
-/// A backend whose containers have no process: their exits go through the
-/// exit monitor by container id, as micad clients' do. The spec's annotations
+/// A backend whose containers have no process: their exits are notices, as
+/// micad clients' are. The spec's annotations
 /// steer it: `stub.oom` (init dies of OOM), `stub.create_ms` (a slow create).
 struct Stub;
 static STUB: Stub = Stub;
@@ -51,6 +50,7 @@ fn stub_backends(_: &Route) -> &'static dyn Backend {
 struct StubInstance {
     id: String,
     oom: bool,
+    notices: crate::backend::NoticeSender,
 }
 
 #[async_trait]
@@ -65,7 +65,7 @@ impl Backend for Stub {
         if let Some(ms) = ctx.spec.annotations.get("stub.create_ms") {
             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
         }
-        Ok(Arc::new(StubInstance { id: ctx.id.into(), oom: ctx.spec.annotations.contains_key("stub.oom") }))
+        Ok(Arc::new(StubInstance { id: ctx.id.into(), oom: ctx.spec.annotations.contains_key("stub.oom"), notices: ctx.notices.clone() }))
     }
     async fn cleanup(&self, _record: serde_json::Value, _bundle: &Path, _id: &str) -> Result<()> {
         Ok(())
@@ -84,8 +84,8 @@ impl Instance for StubInstance {
         Ok(())
     }
     async fn kill(&self, exec_id: Option<&str>, signal: u32, _all: bool) -> Result<()> {
-        let (id, exec) = (self.id.clone(), exec_id.unwrap_or("").to_string());
-        tokio::spawn(async move { containerd_shim::monitor::monitor_notify_by_exec(&id, &exec, 128 + signal as i32).await });
+        let exit = crate::backend::Notice::Exit { id: self.id.clone(), exec: exec_id.map(String::from), code: 128 + signal as i32 };
+        self.notices.send(exit).unwrap();
         Ok(())
     }
     async fn delete(&self) -> Result<()> {
@@ -118,18 +118,14 @@ impl Instance for StubInstance {
 
 struct Harness {
     svc: Service,
-    c: TtrpcContext,
     events: Arc<Recorder>,
     exit: Arc<ExitSignal>,
     dir: PathBuf,
 }
 
-fn ctx() -> TtrpcContext {
-    TtrpcContext { mh: Default::default(), metadata: Default::default(), timeout_nano: 0 }
-}
-
-fn code(e: ttrpc::Error) -> Code {
-    match e {
+/// The status code containerd would see for a core error.
+fn code(e: crate::backend::Error) -> Code {
+    match super::task::status(e) {
         ttrpc::Error::RpcStatus(s) => s.code(),
         other => panic!("not a status: {other:?}"),
     }
@@ -143,7 +139,7 @@ impl Harness {
         let events = Arc::new(Recorder::default());
         let exit = Arc::new(ExitSignal::default());
         let svc = Service::build("core-test", "", events.clone(), stub_backends, exit.clone()).await;
-        Harness { svc, c: ctx(), events, exit, dir }
+        Harness { svc, events, exit, dir }
     }
 
     /// A bundle whose spec routes to mica (any route reaches the stub).
@@ -167,18 +163,18 @@ impl Harness {
     }
 
     async fn run(&self, id: &str, annotations: &[(&str, &str)]) {
-        self.svc.create(&self.c, self.bundle(id, annotations)).await.unwrap();
-        self.svc.start(&self.c, StartRequest { id: id.into(), ..Default::default() }).await.unwrap();
+        self.svc.create(self.bundle(id, annotations)).await.unwrap();
+        self.svc.start(StartRequest { id: id.into(), ..Default::default() }).await.unwrap();
     }
 
     async fn kill_and_wait(&self, id: &str) -> WaitResponse {
-        self.svc.kill(&self.c, KillRequest { id: id.into(), signal: 9, ..Default::default() }).await.unwrap();
-        let wait = self.svc.wait(&self.c, WaitRequest { id: id.into(), ..Default::default() });
+        self.svc.kill(KillRequest { id: id.into(), signal: 9, ..Default::default() }).await.unwrap();
+        let wait = self.svc.wait(WaitRequest { id: id.into(), ..Default::default() });
         tokio::time::timeout(Duration::from_secs(5), wait).await.expect("no exit within 5 s").unwrap()
     }
 
-    async fn delete(&self, id: &str) -> std::result::Result<DeleteResponse, ttrpc::Error> {
-        self.svc.delete(&self.c, DeleteRequest { id: id.into(), ..Default::default() }).await
+    async fn delete(&self, id: &str) -> std::result::Result<DeleteResponse, crate::backend::Error> {
+        self.svc.delete(DeleteRequest { id: id.into(), ..Default::default() }).await
     }
 }
 
@@ -199,11 +195,11 @@ async fn oom_goes_out_before_the_exit_it_caused() {
 #[tokio::test]
 async fn delete_waits_for_the_exit_and_bad_moves_are_refused() {
     let h = Harness::new("delete").await;
-    h.svc.create(&h.c, h.bundle("c1", &[])).await.unwrap();
-    let pause = h.svc.pause(&h.c, PauseRequest { id: "c1".into(), ..Default::default() }).await.unwrap_err();
+    h.svc.create(h.bundle("c1", &[])).await.unwrap();
+    let pause = h.svc.pause(PauseRequest { id: "c1".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(code(pause), Code::FAILED_PRECONDITION, "pause of a created container");
-    h.svc.start(&h.c, StartRequest { id: "c1".into(), ..Default::default() }).await.unwrap();
-    let again = h.svc.start(&h.c, StartRequest { id: "c1".into(), ..Default::default() }).await.unwrap_err();
+    h.svc.start(StartRequest { id: "c1".into(), ..Default::default() }).await.unwrap();
+    let again = h.svc.start(StartRequest { id: "c1".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(code(again), Code::FAILED_PRECONDITION, "a second start");
     assert_eq!(code(h.delete("c1").await.unwrap_err()), Code::FAILED_PRECONDITION, "delete while running");
     h.kill_and_wait("c1").await;
@@ -219,9 +215,9 @@ async fn an_exec_that_exits_before_its_pid_is_known_still_gets_its_exit() {
     let h = Harness::new("early").await;
     h.run("c1", &[]).await;
     let spec = Any { type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(), value: br#"{"args":["true"],"cwd":"/"}"#.to_vec(), ..Default::default() };
-    h.svc.exec(&h.c, ExecProcessRequest { id: "c1".into(), exec_id: "x".into(), spec: Some(spec).into(), ..Default::default() }).await.unwrap();
-    let started = h.svc.start(&h.c, StartRequest { id: "c1".into(), exec_id: "x".into(), ..Default::default() }).await.unwrap();
-    let wait = h.svc.wait(&h.c, WaitRequest { id: "c1".into(), exec_id: "x".into(), ..Default::default() });
+    h.svc.exec(ExecProcessRequest { id: "c1".into(), exec_id: "x".into(), spec: Some(spec).into(), ..Default::default() }).await.unwrap();
+    let started = h.svc.start(StartRequest { id: "c1".into(), exec_id: "x".into(), ..Default::default() }).await.unwrap();
+    let wait = h.svc.wait(WaitRequest { id: "c1".into(), exec_id: "x".into(), ..Default::default() });
     let exit = tokio::time::timeout(Duration::from_secs(2), wait).await.expect("the early exit was lost").unwrap();
     assert_eq!(exit.exit_status, 3);
     let topics = h.events.topics();
@@ -236,11 +232,11 @@ async fn a_group_shim_stays_until_its_last_container_is_gone() {
     let req = || ShutdownRequest { id: "a".into(), ..Default::default() };
     h.kill_and_wait("a").await;
     h.delete("a").await.unwrap();
-    h.svc.shutdown(&h.c, req()).await.unwrap();
+    h.svc.shutdown(req()).await.unwrap();
     assert!(tokio::time::timeout(Duration::from_millis(100), h.exit.wait()).await.is_err(), "exited with b still there");
     h.kill_and_wait("b").await;
     h.delete("b").await.unwrap();
-    h.svc.shutdown(&h.c, req()).await.unwrap();
+    h.svc.shutdown(req()).await.unwrap();
     tokio::time::timeout(Duration::from_secs(1), h.exit.wait()).await.expect("no exit after the last delete");
 }
 
@@ -250,10 +246,10 @@ async fn one_id_created_twice_at_once_makes_one_container() {
     let slow = [("stub.create_ms", "100")];
     let shutdown_meanwhile = async {
         tokio::time::sleep(Duration::from_millis(30)).await;
-        h.svc.shutdown(&h.c, ShutdownRequest { id: "c1".into(), ..Default::default() }).await
+        h.svc.shutdown(ShutdownRequest { id: "c1".into(), ..Default::default() }).await
     };
     let (r1, r2, s) =
-        tokio::join!(h.svc.create(&h.c, h.bundle("c1", &slow)), h.svc.create(&h.c, h.bundle("c1", &slow)), shutdown_meanwhile);
+        tokio::join!(h.svc.create(h.bundle("c1", &slow)), h.svc.create(h.bundle("c1", &slow)), shutdown_meanwhile);
     s.unwrap();
     let err = match (r1, r2) {
         (Ok(_), Err(e)) | (Err(e), Ok(_)) => e,

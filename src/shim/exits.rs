@@ -1,6 +1,7 @@
-//! Turning reaped processes into TaskExit events. One loop per shim receives every
-//! exit from the crate's monitor (pids for delegated processes, container/exec ids
-//! for backends that are not processes of ours) and every backend notice.
+//! Turning exits into TaskExit events. One loop per shim receives every exit
+//! of a child from the reaper (the crate's monitor, by pid) and every backend
+//! notice (OOM kills; exits of RTOSes, which are not processes of ours), the
+//! notices first.
 
 use containerd_shim::monitor::{monitor_subscribe, ExitEvent, Subject, Topic};
 use containerd_shim::protos::events::task::{TaskExit, TaskOOM};
@@ -35,6 +36,12 @@ impl Service {
                 tracing::info!(id, "oom kill in container");
                 self.publish(TaskOOM { container_id: id, ..Default::default() }).await;
             }
+            Notice::Exit { id, exec, code } => {
+                let instance = self.containers.lock().await.get(&id).map(|c| c.instance.clone());
+                if let Some(instance) = instance {
+                    self.record_exit(&id, exec.as_deref(), code as u32, instance).await;
+                }
+            }
         }
     }
 
@@ -51,7 +58,8 @@ impl Service {
                         .find(|(_, p)| p.pid as i32 == *pid && p.exit().is_none())
                         .map(|(x, _)| (c.id.clone(), Some(x.clone()), c.instance.clone()))
                 }),
-                Subject::Exec(id, x) => map.get(id).map(|c| (id.clone(), (!x.is_empty()).then(|| x.clone()), c.instance.clone())),
+                // No backend reports this way: exits of non-children are notices.
+                Subject::Exec(..) => None,
             }
         };
         let Some((id, exec, instance)) = found else {

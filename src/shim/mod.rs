@@ -13,6 +13,7 @@ mod process;
 mod sandbox;
 pub mod serve;
 mod service;
+mod task;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -68,7 +69,7 @@ fn remove_socket(address: &str) {
 
 #[async_trait]
 impl containerd_shim::Shim for MicaShim {
-    type T = Service;
+    type T = task::TaskService;
 
     async fn new(_runtime_id: &str, args: &Flags, config: &mut containerd_shim::Config) -> Self {
         // Our own tracing logger writes to the log fifo; the crate's would be a second one.
@@ -127,8 +128,8 @@ impl containerd_shim::Shim for MicaShim {
     }
 
     /// Not used: `serve` builds the service (see serve.rs); the trait wants it.
-    async fn create_task_service(&self, publisher: RemotePublisher) -> Service {
-        Service::new(&self.namespace, &self.containerd, &publisher.address, self.exit.clone()).await
+    async fn create_task_service(&self, publisher: RemotePublisher) -> task::TaskService {
+        task::TaskService(Service::new(&self.namespace, &self.containerd, &publisher.address, self.exit.clone()).await)
     }
 }
 

@@ -46,7 +46,7 @@ pub async fn serve(flags: Flags) -> Result<(), String> {
     let listener = Listener::try_from(listener).map_err(|e| format!("ttrpc listener on {}: {e}", flags.socket))?;
     let mut server = Server::new()
         .add_listener(listener)
-        .register_service(create_task(Arc::new(tasks)))
+        .register_service(create_task(Arc::new(super::task::TaskService(tasks))))
         .register_service(create_sandbox(sandboxes));
     server.start().await.map_err(|e| format!("serve on {}: {e}", flags.socket))?;
     // `start` waits for our stdout to close; from here on it goes to stderr.

@@ -1,18 +1,18 @@
-//! The containerd Task service. It holds containers and processes, their states,
-//! waiters and events; the backends behind `Instance` do the work.
+//! The core of the shim: containers and processes, their states, waiters and
+//! events, answering the Task service's requests as plain async methods (task.rs
+//! puts them on ttrpc, sandbox/ calls them for the Sandbox service). The
+//! backends behind `Instance` do the work.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use containerd_shim::api::*;
 use containerd_shim::protos::events::task::*;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::{Message, MessageField};
 use containerd_shim::protos::shim::oci::ProcessDetails;
-use containerd_shim::protos::ttrpc::{self, r#async::TtrpcContext, Code};
-use containerd_shim::{ExitSignal, Task, TtrpcResult};
+use containerd_shim::ExitSignal;
 use tokio::sync::Mutex;
 
 use super::container::{self, Container};
@@ -57,16 +57,6 @@ impl Drop for Reservation {
     }
 }
 
-pub fn status(e: Error) -> ttrpc::Error {
-    let code = match e {
-        Error::InvalidArgument(_) => Code::INVALID_ARGUMENT,
-        Error::NotFound(_) => Code::NOT_FOUND,
-        Error::Unimplemented(_) => Code::UNIMPLEMENTED,
-        Error::FailedPrecondition(_) => Code::FAILED_PRECONDITION,
-        Error::Failed(_) => Code::UNKNOWN,
-    };
-    ttrpc::Error::RpcStatus(ttrpc::get_status(code, e.to_string()))
-}
 
 fn exec_id(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
@@ -86,15 +76,15 @@ impl Service {
     }
 
     /// Runs `f` on the container, or answers NOT_FOUND naming it.
-    async fn with<T>(&self, id: &str, f: impl FnOnce(&mut Container) -> Result<T, Error>) -> TtrpcResult<T> {
+    async fn with<T>(&self, id: &str, f: impl FnOnce(&mut Container) -> Result<T, Error>) -> Result<T, Error> {
         let mut map = self.containers.lock().await;
-        let c = map.get_mut(id).ok_or_else(|| status(Error::NotFound(format!("container {id} not found"))))?;
-        f(c).map_err(status)
+        let c = map.get_mut(id).ok_or_else(|| Error::NotFound(format!("container {id} not found")))?;
+        f(c)
     }
 
     /// Refuses `what` on a process whose status does not allow it (the
     /// process table in process.rs), before any backend work.
-    async fn allowed(&self, id: &str, exec: Option<&str>, what: Transition) -> TtrpcResult<()> {
+    async fn allowed(&self, id: &str, exec: Option<&str>, what: Transition) -> Result<(), Error> {
         self.with(id, |c| {
             let p = Self::process(c, exec)?;
             p.check(what).map_err(|why| {
@@ -106,7 +96,7 @@ impl Service {
     }
 
     /// Takes `what` after the backend did it.
-    async fn moved(&self, id: &str, exec: Option<&str>, what: Transition) -> TtrpcResult<u32> {
+    async fn moved(&self, id: &str, exec: Option<&str>, what: Transition) -> Result<u32, Error> {
         self.with(id, |c| {
             let p = Self::process(c, exec)?;
             p.apply(what);
@@ -116,11 +106,11 @@ impl Service {
     }
 
     /// Reserves `id` for a Create, refusing one that exists or is being created.
-    async fn reserve(&self, id: &str) -> TtrpcResult<Reservation> {
+    async fn reserve(&self, id: &str) -> Result<Reservation, Error> {
         let map = self.containers.lock().await;
         let mut creating = self.creating.lock().unwrap_or_else(|e| e.into_inner());
         if map.contains_key(id) || !creating.insert(id.to_string()) {
-            return Err(status(Error::InvalidArgument(format!("container {id} already exists in this shim"))));
+            return Err(Error::InvalidArgument(format!("container {id} already exists in this shim")));
         }
         Ok(Reservation { creating: self.creating.clone(), id: id.to_string() })
     }
@@ -151,7 +141,7 @@ impl Service {
         });
     }
 
-    async fn instance(&self, id: &str) -> TtrpcResult<Arc<dyn Instance>> {
+    async fn instance(&self, id: &str) -> Result<Arc<dyn Instance>, Error> {
         self.with(id, |c| Ok(c.instance.clone())).await
     }
 
@@ -164,18 +154,18 @@ impl Service {
     }
 }
 
-
-#[async_trait]
-impl Task for Service {
-    async fn create(&self, _ctx: &TtrpcContext, req: CreateTaskRequest) -> TtrpcResult<CreateTaskResponse> {
+/// The Task service's requests as plain async methods: containerd's request
+/// and response messages in, `backend::Error` out. task.rs puts them on ttrpc.
+impl Service {
+    pub async fn create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse, Error> {
         if !req.checkpoint.is_empty() {
-            return Err(status(Error::Unimplemented("restoring from a checkpoint is not supported by micrun".into())));
+            return Err(Error::Unimplemented("restoring from a checkpoint is not supported by micrun".into()));
         }
         let _reservation = self.reserve(&req.id).await?;
         let holder = self.holders.lock().unwrap_or_else(|e| e.into_inner()).contains(&req.id);
         let c = container::create(&req, &self.namespace, &self.containerd, self.notices.clone(), self.backends, holder).await.map_err(|e| {
             tracing::warn!(id = %req.id, error = %e, "create refused");
-            status(e)
+            e
         })?;
         super::logging::adopt(&req.id, &c.bundle);
         let pid = c.init.pid;
@@ -200,16 +190,16 @@ impl Task for Service {
         Ok(CreateTaskResponse { pid, ..Default::default() })
     }
 
-    async fn start(&self, _ctx: &TtrpcContext, req: StartRequest) -> TtrpcResult<StartResponse> {
+    pub async fn start(&self, req: StartRequest) -> Result<StartResponse, Error> {
         let instance = self.instance(&req.id).await?;
         self.allowed(&req.id, exec_id(&req.exec_id), Transition::Start).await?;
         let pid = match exec_id(&req.exec_id) {
             None => {
-                instance.start().await.map_err(status)?;
+                instance.start().await?;
                 self.moved(&req.id, None, Transition::Start).await?
             }
             Some(x) => {
-                let pid = instance.start_exec(x).await.map_err(status)?;
+                let pid = instance.start_exec(x).await?;
                 self.with(&req.id, |c| {
                     Self::process(c, Some(x))?.pid = pid;
                     Ok(())
@@ -232,7 +222,7 @@ impl Task for Service {
         Ok(StartResponse { pid, ..Default::default() })
     }
 
-    async fn delete(&self, _ctx: &TtrpcContext, req: DeleteRequest) -> TtrpcResult<DeleteResponse> {
+    pub async fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse, Error> {
         let exec = exec_id(&req.exec_id);
         let (instance, pid, exit) = self
             .with(&req.id, |c| {
@@ -251,11 +241,11 @@ impl Task for Service {
         let exited_at = exit.map_or_else(std::time::SystemTime::now, |e| e.at);
         match exec {
             Some(x) => {
-                instance.delete_exec(x).await.map_err(status)?;
+                instance.delete_exec(x).await?;
                 self.with(&req.id, |c| Ok(c.execs.remove(x))).await?;
             }
             None => {
-                instance.delete().await.map_err(status)?;
+                instance.delete().await?;
                 let (c, next) = {
                     let mut map = self.containers.lock().await;
                     let c = map.remove(&req.id);
@@ -280,9 +270,9 @@ impl Task for Service {
         Ok(DeleteResponse { pid, exit_status, exited_at: MessageField::some(timestamp(exited_at)), ..Default::default() })
     }
 
-    async fn pids(&self, _ctx: &TtrpcContext, req: PidsRequest) -> TtrpcResult<PidsResponse> {
+    pub async fn pids(&self, req: PidsRequest) -> Result<PidsResponse, Error> {
         let instance = self.instance(&req.id).await?;
-        let pids = instance.pids().await.map_err(status)?;
+        let pids = instance.pids().await?;
         let execs: HashMap<u32, String> =
             self.with(&req.id, |c| Ok(c.execs.iter().map(|(k, p)| (p.pid, k.clone())).collect())).await?;
         let mut processes = Vec::with_capacity(pids.len());
@@ -301,37 +291,37 @@ impl Task for Service {
         Ok(PidsResponse { processes, ..Default::default() })
     }
 
-    async fn pause(&self, _ctx: &TtrpcContext, req: PauseRequest) -> TtrpcResult<Empty> {
+    pub async fn pause(&self, req: PauseRequest) -> Result<Empty, Error> {
         self.allowed(&req.id, None, Transition::Pause).await?;
-        self.instance(&req.id).await?.pause().await.map_err(status)?;
+        self.instance(&req.id).await?.pause().await?;
         self.moved(&req.id, None, Transition::Pause).await?;
         self.publish(TaskPaused { container_id: req.id, ..Default::default() }).await;
         Ok(Empty::new())
     }
 
-    async fn resume(&self, _ctx: &TtrpcContext, req: ResumeRequest) -> TtrpcResult<Empty> {
+    pub async fn resume(&self, req: ResumeRequest) -> Result<Empty, Error> {
         self.allowed(&req.id, None, Transition::Resume).await?;
-        self.instance(&req.id).await?.resume().await.map_err(status)?;
+        self.instance(&req.id).await?.resume().await?;
         self.moved(&req.id, None, Transition::Resume).await?;
         self.publish(TaskResumed { container_id: req.id, ..Default::default() }).await;
         Ok(Empty::new())
     }
 
-    async fn checkpoint(&self, _ctx: &TtrpcContext, _req: CheckpointTaskRequest) -> TtrpcResult<Empty> {
-        Err(status(Error::Unimplemented("checkpoint is not supported by micrun; stop and recreate the container instead".into())))
+    pub async fn checkpoint(&self, _req: CheckpointTaskRequest) -> Result<Empty, Error> {
+        Err(Error::Unimplemented("checkpoint is not supported by micrun; stop and recreate the container instead".into()))
     }
 
-    async fn kill(&self, _ctx: &TtrpcContext, req: KillRequest) -> TtrpcResult<Empty> {
+    pub async fn kill(&self, req: KillRequest) -> Result<Empty, Error> {
         let instance = self.instance(&req.id).await?;
         tracing::info!(id = %req.id, exec = %req.exec_id, signal = req.signal, all = req.all, "kill");
-        instance.kill(exec_id(&req.exec_id), req.signal, req.all).await.map_err(status)?;
+        instance.kill(exec_id(&req.exec_id), req.signal, req.all).await?;
         Ok(Empty::new())
     }
 
-    async fn exec(&self, _ctx: &TtrpcContext, req: ExecProcessRequest) -> TtrpcResult<Empty> {
-        let spec = req.spec.as_ref().ok_or_else(|| status(Error::InvalidArgument("exec request carries no process spec".into())))?;
-        check_json_object(&spec.value, "exec process spec").map_err(|e| status(Error::InvalidArgument(e)))?;
-        let process = crate::spec::exec_process_terminal(&spec.value, req.terminal).map_err(|e| status(Error::InvalidArgument(e)))?;
+    pub async fn exec(&self, req: ExecProcessRequest) -> Result<Empty, Error> {
+        let spec = req.spec.as_ref().ok_or_else(|| Error::InvalidArgument("exec request carries no process spec".into()))?;
+        check_json_object(&spec.value, "exec process spec").map_err(Error::InvalidArgument)?;
+        let process = crate::spec::exec_process_terminal(&spec.value, req.terminal).map_err(Error::InvalidArgument)?;
         let instance = self
             .with(&req.id, |c| {
                 if c.init.status != Status::Running {
@@ -344,42 +334,42 @@ impl Task for Service {
             })
             .await?;
         let stdio = StdioPaths { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
-        instance.exec(&req.exec_id, process, stdio.clone()).await.map_err(status)?;
+        instance.exec(&req.exec_id, process, stdio.clone()).await?;
         self.with(&req.id, |c| Ok(c.execs.insert(req.exec_id.clone(), Process::new(0, stdio)))).await?;
         self.publish(TaskExecAdded { container_id: req.id, exec_id: req.exec_id, ..Default::default() }).await;
         Ok(Empty::new())
     }
 
-    async fn resize_pty(&self, _ctx: &TtrpcContext, req: ResizePtyRequest) -> TtrpcResult<Empty> {
+    pub async fn resize_pty(&self, req: ResizePtyRequest) -> Result<Empty, Error> {
         let instance = self.instance(&req.id).await?;
-        instance.resize_pty(exec_id(&req.exec_id), req.width, req.height).await.map_err(status)?;
+        instance.resize_pty(exec_id(&req.exec_id), req.width, req.height).await?;
         Ok(Empty::new())
     }
 
-    async fn close_io(&self, _ctx: &TtrpcContext, req: CloseIORequest) -> TtrpcResult<Empty> {
+    pub async fn close_io(&self, req: CloseIORequest) -> Result<Empty, Error> {
         if req.stdin {
-            self.instance(&req.id).await?.close_io(exec_id(&req.exec_id)).await.map_err(status)?;
+            self.instance(&req.id).await?.close_io(exec_id(&req.exec_id)).await?;
         }
         Ok(Empty::new())
     }
 
-    async fn update(&self, _ctx: &TtrpcContext, req: UpdateTaskRequest) -> TtrpcResult<Empty> {
-        let any = req.resources.as_ref().ok_or_else(|| status(Error::InvalidArgument("update carries no resources".into())))?;
+    pub async fn update(&self, req: UpdateTaskRequest) -> Result<Empty, Error> {
+        let any = req.resources.as_ref().ok_or_else(|| Error::InvalidArgument("update carries no resources".into()))?;
         check_json_object(&any.value, &format!("update resources ({})", any.type_url))
-            .map_err(|e| status(Error::InvalidArgument(e)))?;
+            .map_err(Error::InvalidArgument)?;
         let instance = self.instance(&req.id).await?;
         tracing::info!(id = %req.id, resources = %String::from_utf8_lossy(&any.value), "update");
-        instance.update(&any.value).await.map_err(status)?;
+        instance.update(&any.value).await?;
         Ok(Empty::new())
     }
 
-    async fn wait(&self, _ctx: &TtrpcContext, req: WaitRequest) -> TtrpcResult<WaitResponse> {
+    pub async fn wait(&self, req: WaitRequest) -> Result<WaitResponse, Error> {
         let rx = self.with(&req.id, |c| Ok(Self::process(c, exec_id(&req.exec_id))?.waiter())).await?;
-        let exit = process::wait(rx).await.ok_or_else(|| status(Error::Failed("process state was dropped".into())))?;
+        let exit = process::wait(rx).await.ok_or_else(|| Error::Failed("process state was dropped".into()))?;
         Ok(WaitResponse { exit_status: exit.code, exited_at: MessageField::some(timestamp(exit.at)), ..Default::default() })
     }
 
-    async fn state(&self, _ctx: &TtrpcContext, req: StateRequest) -> TtrpcResult<StateResponse> {
+    pub async fn state(&self, req: StateRequest) -> Result<StateResponse, Error> {
         self.with(&req.id, |c| {
             let bundle = c.bundle.display().to_string();
             let p = Self::process(c, exec_id(&req.exec_id))?;
@@ -408,12 +398,12 @@ impl Task for Service {
         .await
     }
 
-    async fn stats(&self, _ctx: &TtrpcContext, req: StatsRequest) -> TtrpcResult<StatsResponse> {
-        let stats = self.instance(&req.id).await?.stats().await.map_err(status)?;
+    pub async fn stats(&self, req: StatsRequest) -> Result<StatsResponse, Error> {
+        let stats = self.instance(&req.id).await?.stats().await?;
         Ok(StatsResponse { stats: MessageField::some(stats), ..Default::default() })
     }
 
-    async fn connect(&self, _ctx: &TtrpcContext, req: ConnectRequest) -> TtrpcResult<ConnectResponse> {
+    pub async fn connect(&self, req: ConnectRequest) -> Result<ConnectResponse, Error> {
         let task_pid = self.with(&req.id, |c| Ok(c.init.pid)).await?;
         Ok(ConnectResponse {
             shim_pid: std::process::id(),
@@ -423,7 +413,7 @@ impl Task for Service {
         })
     }
 
-    async fn shutdown(&self, _ctx: &TtrpcContext, req: ShutdownRequest) -> TtrpcResult<Empty> {
+    pub async fn shutdown(&self, req: ShutdownRequest) -> Result<Empty, Error> {
         // A grouped shim serves a whole pod: exit only when its last container is
         // gone. containerd 2.x asks after every task delete, 1.x after the last.
         match self.members().await {

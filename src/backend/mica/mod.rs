@@ -58,6 +58,8 @@ pub struct MicaContainer {
     stdio: StdioPaths,
     work: PathBuf,
     console: Mutex<IoCopy>,
+    /// The shim's event loop, which takes this RTOS's exit.
+    notices: crate::backend::NoticeSender,
     life: Arc<Mutex<Life>>,
     watcher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -154,6 +156,7 @@ async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
         stdio: ctx.stdio.clone(),
         work: ctx.work_dir.clone(),
         console: Mutex::new(IoCopy::default()),
+        notices: ctx.notices.clone(),
         life: Arc::new(Mutex::new(Life::default())),
         watcher: std::sync::Mutex::new(None),
     })
@@ -285,6 +288,7 @@ impl Instance for MicaContainer {
             self.life.clone(),
             self.auto_close,
             hangup,
+            self.notices.clone(),
         ));
         *self.watcher.lock().expect("watcher lock") = Some(handle);
         self.hooks.run_logged(Point::Poststart).await;
@@ -311,7 +315,7 @@ impl Instance for MicaContainer {
                 let code = 128 + signal as i32;
                 life.exit = Some(code);
                 drop(life);
-                watch::notify_exit(&self.id, code).await;
+                watch::notify_exit(&self.notices, &self.id, code);
                 Ok(())
             }
             SIGSTOP | SIGCONT => Err(self.no_pause()),

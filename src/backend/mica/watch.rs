@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 
 use super::client::{MicadClient, MicadError};
 use super::protocol::ClientState;
-use crate::backend::{Error, Result};
+use crate::backend::{Error, Notice, NoticeSender, Result};
 
 /// Reported when micad lost the client (e.g. micad restarted and wiped its sockets).
 pub const LOST_CLIENT_EXIT: i32 = 255;
@@ -75,9 +75,10 @@ fn halt_code(socket_dir: &Path, name: &str) -> i32 {
         .unwrap_or(0)
 }
 
-pub async fn notify_exit(id: &str, code: i32) {
-    if let Err(e) = containerd_shim::monitor::monitor_notify_by_exec(id, "", code).await {
-        tracing::error!(id, code, error = %e, "could not publish the RTOS exit");
+/// Hands the RTOS's exit to the shim's event loop, in order with its other notices.
+pub fn notify_exit(notices: &NoticeSender, id: &str, code: i32) {
+    if notices.send(Notice::Exit { id: id.into(), exec: None, code }).is_err() {
+        tracing::error!(id, code, "could not publish the RTOS exit: the shim's event loop is gone");
     }
 }
 
@@ -92,6 +93,7 @@ pub async fn watch(
     life: Arc<Mutex<Life>>,
     auto_close: bool,
     hangup: Arc<tokio::sync::Notify>,
+    notices: NoticeSender,
 ) {
     loop {
         tokio::select! {
@@ -130,7 +132,7 @@ pub async fn watch(
         };
         l.exit = Some(code);
         drop(l);
-        notify_exit(&name, code).await;
+        notify_exit(&notices, &name, code);
         return;
     }
 }

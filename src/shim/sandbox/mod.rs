@@ -1,9 +1,9 @@
 //! containerd 2.x's Sandbox API (`containerd.runtime.sandbox.v1.Sandbox`), for a
 //! runtime handler with `sandboxer = "shim"`: CRI runs no pause container and
 //! asks the shim for the pod's sandbox instead. The sandbox is the holder, kept
-//! as a container of the Task service under the sandbox's id, so its exit,
-//! state, statistics and recovery after a shim crash are the Task service's;
-//! this service adds the pod config, the pod files and the sandbox's answers.
+//! as a container of the core (service.rs) under the sandbox's id, so its exit,
+//! state, statistics and recovery after a shim crash are the core's; this
+//! service adds the pod config, the pod files and the sandbox's answers.
 
 mod pod_config;
 mod pod_files;
@@ -20,12 +20,13 @@ use containerd_shim::protos::protobuf::MessageField;
 use containerd_shim::protos::sandbox_api::*;
 use containerd_shim::protos::sandbox_async::Sandbox;
 use containerd_shim::protos::ttrpc::{self, r#async::TtrpcContext, Code};
-use containerd_shim::Task;
 use tokio::sync::Mutex;
 
 pub use self::pod_files::PodFiles;
 use self::pod_config::PodConfig;
 use super::service::{timestamp, Service};
+use super::task::status;
+use crate::backend::Error;
 
 const READY: &str = "SANDBOX_READY";
 const NOT_READY: &str = "SANDBOX_NOTREADY";
@@ -50,11 +51,6 @@ pub struct SandboxService {
 
 fn rpc_error(code: Code, msg: String) -> ttrpc::Error {
     ttrpc::Error::RpcStatus(ttrpc::get_status(code, msg))
-}
-
-/// The Task service's methods take a request context they do not read.
-fn ctx() -> TtrpcContext {
-    TtrpcContext { mh: Default::default(), metadata: Default::default(), timeout_nano: 0 }
 }
 
 /// Go's names for the machine, as containerd's platforms use them.
@@ -82,18 +78,17 @@ impl SandboxService {
 
     /// Kills the holder if it still runs and waits for its exit.
     async fn stop(&self, id: &str, timeout: Duration) -> ttrpc::Result<()> {
-        let state = self.tasks.state(&ctx(), StateRequest { id: id.into(), ..Default::default() }).await?;
+        let state = self.tasks.state(StateRequest { id: id.into(), ..Default::default() }).await.map_err(status)?;
         if state.status.enum_value_or_default() == containerd_shim::api::Status::STOPPED {
             return Ok(());
         }
         let kill = KillRequest { id: id.into(), signal: nix::libc::SIGKILL as u32, ..Default::default() };
-        if let Err(e) = self.tasks.kill(&ctx(), kill).await {
+        if let Err(e) = self.tasks.kill(kill).await {
             tracing::debug!(id, error = %e, "sandbox kill: holder already gone");
         }
-        let c = ctx();
-        let wait = self.tasks.wait(&c, WaitRequest { id: id.into(), ..Default::default() });
+        let wait = self.tasks.wait(WaitRequest { id: id.into(), ..Default::default() });
         match tokio::time::timeout(timeout, wait).await {
-            Ok(r) => r.map(drop),
+            Ok(r) => r.map(drop).map_err(status),
             Err(_) => Err(rpc_error(Code::DEADLINE_EXCEEDED, format!("sandbox {id}: the holder did not exit within {timeout:?} of SIGKILL"))),
         }
     }
@@ -131,8 +126,9 @@ impl Sandbox for SandboxService {
         self.tasks.hold(&id);
         let made = self
             .tasks
-            .create(&ctx(), CreateTaskRequest { id: id.clone(), bundle: req.bundle_path.clone(), ..Default::default() })
-            .await;
+            .create(CreateTaskRequest { id: id.clone(), bundle: req.bundle_path.clone(), ..Default::default() })
+            .await
+            .map_err(status);
         if let Err(e) = made {
             self.tasks.release(&id);
             if let Some(f) = &files {
@@ -146,7 +142,7 @@ impl Sandbox for SandboxService {
 
     async fn start_sandbox(&self, _ctx: &TtrpcContext, req: StartSandboxRequest) -> ttrpc::Result<StartSandboxResponse> {
         self.known(&req.sandbox_id).await?;
-        let started = self.tasks.start(&ctx(), StartRequest { id: req.sandbox_id.clone(), ..Default::default() }).await?;
+        let started = self.tasks.start(StartRequest { id: req.sandbox_id.clone(), ..Default::default() }).await.map_err(status)?;
         let (created_at, spec) = match self.held.lock().await.get(&req.sandbox_id) {
             Some(h) => (h.created_at, h.spec.clone()),
             None => return Err(rpc_error(Code::NOT_FOUND, format!("sandbox {} went away while starting", req.sandbox_id))),
@@ -182,7 +178,7 @@ impl Sandbox for SandboxService {
 
     async fn wait_sandbox(&self, _ctx: &TtrpcContext, req: WaitSandboxRequest) -> ttrpc::Result<WaitSandboxResponse> {
         self.known(&req.sandbox_id).await?;
-        let exit = self.tasks.wait(&ctx(), WaitRequest { id: req.sandbox_id.clone(), ..Default::default() }).await?;
+        let exit = self.tasks.wait(WaitRequest { id: req.sandbox_id.clone(), ..Default::default() }).await.map_err(status)?;
         Ok(WaitSandboxResponse { exit_status: exit.exit_status, exited_at: exit.exited_at, ..Default::default() })
     }
 
@@ -191,7 +187,7 @@ impl Sandbox for SandboxService {
             Some(h) => h.created_at,
             None => return Err(rpc_error(Code::NOT_FOUND, format!("sandbox {} not found in this shim", req.sandbox_id))),
         };
-        let st = self.tasks.state(&ctx(), StateRequest { id: req.sandbox_id.clone(), ..Default::default() }).await?;
+        let st = self.tasks.state(StateRequest { id: req.sandbox_id.clone(), ..Default::default() }).await.map_err(status)?;
         let running = st.status.enum_value_or_default() == containerd_shim::api::Status::RUNNING;
         Ok(SandboxStatusResponse {
             sandbox_id: req.sandbox_id,
@@ -212,9 +208,9 @@ impl Sandbox for SandboxService {
         let id = req.sandbox_id;
         self.known(&id).await?;
         self.stop(&id, STOP_WAIT).await?;
-        match self.tasks.delete(&ctx(), DeleteRequest { id: id.clone(), ..Default::default() }).await {
-            Err(ttrpc::Error::RpcStatus(s)) if s.code() == Code::NOT_FOUND => {}
-            other => drop(other?),
+        match self.tasks.delete(DeleteRequest { id: id.clone(), ..Default::default() }).await {
+            Ok(_) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(status(e)),
         }
         if let Some(Held { files: Some(f), .. }) = self.held.lock().await.remove(&id) {
             f.remove();
@@ -229,7 +225,7 @@ impl Sandbox for SandboxService {
 
     async fn sandbox_metrics(&self, _ctx: &TtrpcContext, req: SandboxMetricsRequest) -> ttrpc::Result<SandboxMetricsResponse> {
         self.known(&req.sandbox_id).await?;
-        let stats = self.tasks.stats(&ctx(), StatsRequest { id: req.sandbox_id.clone(), ..Default::default() }).await?;
+        let stats = self.tasks.stats(StatsRequest { id: req.sandbox_id.clone(), ..Default::default() }).await.map_err(status)?;
         let mut resp = SandboxMetricsResponse::new();
         let m = resp.metrics.mut_or_insert_default();
         m.timestamp = MessageField::some(timestamp(SystemTime::now()));
