@@ -29,6 +29,18 @@ pub struct ChildEnds {
     pub stderr: Option<OwnedFd>,
 }
 
+/// Where a process's IO lives: made by the core for each process and handed
+/// to the backend, which fills it once the process is attached; the core
+/// resizes, closes and drains it.
+pub type IoSlot = Arc<tokio::sync::Mutex<IoCopy>>;
+
+pub fn io_slot() -> IoSlot {
+    Arc::new(tokio::sync::Mutex::new(IoCopy::default()))
+}
+
+/// How long Delete waits for a process's output to reach containerd.
+pub const DRAIN_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The running copy tasks of one process.
 #[derive(Default)]
 pub struct IoCopy {

@@ -22,7 +22,7 @@ pub type Backends = fn(&crate::router::Route) -> &'static dyn Backend;
 
 use crate::config::Config;
 use crate::router::Decision;
-use crate::stdio::StdioPaths;
+use crate::stdio::{IoSlot, StdioPaths};
 
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -61,6 +61,9 @@ pub struct CreateContext<'a> {
     pub work_dir: PathBuf,
     /// Where out-of-band events (OOM kills) go.
     pub notices: NoticeSender,
+    /// The init process's IO, owned by the core: the backend puts the copy
+    /// tasks there when it attaches the process (at create or at start).
+    pub io: IoSlot,
 }
 
 /// Builds containers of one kind and cleans up after them when their shim died.
@@ -96,7 +99,8 @@ pub type Stats = Any;
 
 /// One container held by a backend. `exec_id` None means the init process.
 /// What a backend cannot do has a default refusal; a backend overrides it
-/// when it can, or to say why in its own words.
+/// when it can, or to say why in its own words. Processes' IO is not here:
+/// the core owns it (`IoSlot`) and resizes, closes and drains it itself.
 #[async_trait]
 pub trait Instance: Send + Sync {
     /// Pid of the init process (known from create on; 0 when it has none).
@@ -110,8 +114,9 @@ pub trait Instance: Send + Sync {
     async fn pids(&self) -> Result<Vec<u32>>;
     async fn stats(&self) -> Result<Stats>;
 
-    /// Prepares an exec process (OCI process JSON); it runs at `start_exec`.
-    async fn exec(&self, _exec_id: &str, _process: Vec<u8>, _stdio: StdioPaths) -> Result<()> {
+    /// Prepares an exec process (OCI process JSON); it runs at `start_exec`,
+    /// which attaches its IO into `io`.
+    async fn exec(&self, _exec_id: &str, _process: Vec<u8>, _stdio: StdioPaths, _io: IoSlot) -> Result<()> {
         Err(Error::Unimplemented("this container has no processes to exec into".into()))
     }
     async fn start_exec(&self, exec_id: &str) -> Result<u32> {
@@ -120,12 +125,6 @@ pub trait Instance: Send + Sync {
     /// Forgets an exec process after it exited (or never started).
     async fn delete_exec(&self, exec_id: &str) -> Result<()> {
         Err(Error::NotFound(format!("exec {exec_id} not found")))
-    }
-    async fn resize_pty(&self, _exec_id: Option<&str>, _width: u32, _height: u32) -> Result<()> {
-        Err(Error::FailedPrecondition("this container has no terminal".into()))
-    }
-    async fn close_io(&self, _exec_id: Option<&str>) -> Result<()> {
-        Ok(())
     }
     async fn pause(&self) -> Result<()> {
         Err(Error::Unimplemented("this container cannot be paused".into()))

@@ -197,6 +197,7 @@ pub async fn create(
     let mounted_rootfs = if backend.needs_rootfs() { mount_rootfs(req, &bundle).await? } else { None };
     let work_dir = state::work_dir(&cfg.state_root, namespace, &req.id);
     let stdio = StdioPaths { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
+    let io = crate::stdio::io_slot();
     let made = async {
         std::fs::create_dir_all(&work_dir).map_err(|e| Error::failed(&format!("create {}", work_dir.display()), e))?;
         let ctx = CreateContext {
@@ -210,6 +211,7 @@ pub async fn create(
             decision: &decision,
             work_dir: work_dir.clone(),
             notices,
+            io: io.clone(),
         };
         let instance = backend.create(&ctx).await?;
         let st = ContainerState {
@@ -242,7 +244,7 @@ pub async fn create(
         id: req.id.clone(),
         bundle,
         instance,
-        init: Process::new(pid, stdio),
+        init: Process::new(pid, stdio, io),
         execs: HashMap::new(),
         mounted_rootfs,
         kill_all_on_exit: matches!(decision.route, Route::Delegate(_)) && spec.kill_all_on_exit(),

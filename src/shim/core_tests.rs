@@ -97,7 +97,7 @@ impl Instance for StubInstance {
     async fn stats(&self) -> Result<Stats> {
         Ok(Any::new())
     }
-    async fn exec(&self, _exec_id: &str, _process: Vec<u8>, _stdio: crate::stdio::StdioPaths) -> Result<()> {
+    async fn exec(&self, _exec_id: &str, _process: Vec<u8>, _stdio: crate::stdio::StdioPaths, _io: crate::stdio::IoSlot) -> Result<()> {
         Ok(())
     }
     /// The exec's process exits before its pid is handed back (a runtime's
@@ -258,4 +258,20 @@ async fn one_id_created_twice_at_once_makes_one_container() {
     assert!(format!("{err:?}").contains("already exists"), "{err:?}");
     assert!(tokio::time::timeout(Duration::from_millis(50), h.exit.wait()).await.is_err(), "a Shutdown during Create ended the shim");
     assert_eq!(h.events.topics(), ["/tasks/create"]);
+}
+
+/// Resize and CloseIO are answered by the core from the process's IO slot,
+/// whatever the backend: no terminal is a precondition, an unknown exec is
+/// not found, closing stdin of a process without one is a no-op.
+#[tokio::test]
+async fn io_requests_are_answered_from_the_process_io() {
+    let h = Harness::new("io").await;
+    h.run("c1", &[]).await;
+    let resize = h.svc.resize_pty(ResizePtyRequest { id: "c1".into(), width: 80, height: 24, ..Default::default() }).await;
+    let e = resize.unwrap_err();
+    assert!(e.to_string().contains("no terminal"), "{e}");
+    assert_eq!(code(e), Code::FAILED_PRECONDITION);
+    let close = |exec: &str| CloseIORequest { id: "c1".into(), exec_id: exec.into(), stdin: true, ..Default::default() };
+    assert_eq!(code(h.svc.close_io(close("nope")).await.unwrap_err()), Code::NOT_FOUND);
+    h.svc.close_io(close("")).await.unwrap();
 }

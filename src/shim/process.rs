@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use crate::stdio::StdioPaths;
+use crate::stdio::{IoSlot, StdioPaths};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -67,12 +67,14 @@ pub struct Process {
     pub pid: u32,
     pub status: Status,
     pub stdio: StdioPaths,
+    /// The process's IO, filled by its backend when it is attached.
+    pub io: IoSlot,
     exit: watch::Sender<Option<Exit>>,
 }
 
 impl Process {
-    pub fn new(pid: u32, stdio: StdioPaths) -> Process {
-        Process { pid, status: Status::Created, stdio, exit: watch::channel(None).0 }
+    pub fn new(pid: u32, stdio: StdioPaths, io: IoSlot) -> Process {
+        Process { pid, status: Status::Created, stdio, io, exit: watch::channel(None).0 }
     }
 
     pub fn exit(&self) -> Option<Exit> {
@@ -138,10 +140,11 @@ impl Unclaimed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stdio::io_slot;
 
     #[test]
     fn transitions_follow_the_table() {
-        let mut p = Process::new(1, StdioPaths::default());
+        let mut p = Process::new(1, StdioPaths::default(), io_slot());
         assert_eq!(p.check(Transition::Pause).unwrap_err(), "it is created; Pause needs it running");
         assert!(p.check(Transition::Resume).unwrap_err().contains("needs it paused"));
         p.check(Transition::Start).unwrap();
@@ -160,7 +163,7 @@ mod tests {
 
     #[tokio::test]
     async fn exit_is_recorded_once_and_wakes_waiters() {
-        let mut p = Process::new(42, StdioPaths::default());
+        let mut p = Process::new(42, StdioPaths::default(), io_slot());
         let rx = p.waiter();
         let waiter = tokio::spawn(wait(rx));
         p.apply(Transition::Start);

@@ -21,7 +21,7 @@ use super::process::{self, Process, Status, Transition};
 use crate::backend::{Backends, Error, Instance, NoticeSender};
 use crate::spec::check_json_object;
 use crate::state::ContainerState;
-use crate::stdio::StdioPaths;
+use crate::stdio::{io_slot, IoSlot, StdioPaths, DRAIN_BOUND};
 
 /// Cheap to clone: every field is shared, so the exit loop holds a copy.
 #[derive(Clone)]
@@ -141,6 +141,10 @@ impl Service {
         });
     }
 
+    async fn io_of(&self, id: &str, exec: Option<&str>) -> Result<IoSlot, Error> {
+        self.with(id, |c| Ok(Self::process(c, exec)?.io.clone())).await
+    }
+
     async fn instance(&self, id: &str) -> Result<Arc<dyn Instance>, Error> {
         self.with(id, |c| Ok(c.instance.clone())).await
     }
@@ -224,7 +228,7 @@ impl Service {
 
     pub async fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse, Error> {
         let exec = exec_id(&req.exec_id);
-        let (instance, pid, exit) = self
+        let (instance, pid, exit, io) = self
             .with(&req.id, |c| {
                 let instance = c.instance.clone();
                 let p = Self::process(c, exec)?;
@@ -234,7 +238,7 @@ impl Service {
                         exec.map_or(format!("container {}", req.id), |x| format!("exec {x}"))
                     )));
                 }
-                Ok((instance, p.pid, p.exit()))
+                Ok((instance, p.pid, p.exit(), p.io.clone()))
             })
             .await?;
         let exit_status = exit.map_or(0, |e| e.code);
@@ -242,10 +246,13 @@ impl Service {
         match exec {
             Some(x) => {
                 instance.delete_exec(x).await?;
+                io.lock().await.drain(DRAIN_BOUND).await;
                 self.with(&req.id, |c| Ok(c.execs.remove(x))).await?;
             }
             None => {
                 instance.delete().await?;
+                // What the process wrote reaches containerd before Delete returns.
+                io.lock().await.drain(DRAIN_BOUND).await;
                 let (c, next) = {
                     let mut map = self.containers.lock().await;
                     let c = map.remove(&req.id);
@@ -334,21 +341,22 @@ impl Service {
             })
             .await?;
         let stdio = StdioPaths { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
-        instance.exec(&req.exec_id, process, stdio.clone()).await?;
-        self.with(&req.id, |c| Ok(c.execs.insert(req.exec_id.clone(), Process::new(0, stdio)))).await?;
+        let io = io_slot();
+        instance.exec(&req.exec_id, process, stdio.clone(), io.clone()).await?;
+        self.with(&req.id, |c| Ok(c.execs.insert(req.exec_id.clone(), Process::new(0, stdio, io)))).await?;
         self.publish(TaskExecAdded { container_id: req.id, exec_id: req.exec_id, ..Default::default() }).await;
         Ok(Empty::new())
     }
 
     pub async fn resize_pty(&self, req: ResizePtyRequest) -> Result<Empty, Error> {
-        let instance = self.instance(&req.id).await?;
-        instance.resize_pty(exec_id(&req.exec_id), req.width, req.height).await?;
+        let io = self.io_of(&req.id, exec_id(&req.exec_id)).await?;
+        io.lock().await.resize(req.width, req.height).map_err(|e| Error::FailedPrecondition(format!("resize: {e}")))?;
         Ok(Empty::new())
     }
 
     pub async fn close_io(&self, req: CloseIORequest) -> Result<Empty, Error> {
         if req.stdin {
-            self.instance(&req.id).await?.close_io(exec_id(&req.exec_id)).await?;
+            self.io_of(&req.id, exec_id(&req.exec_id)).await?.lock().await.close_stdin();
         }
         Ok(Empty::new())
     }

@@ -22,10 +22,9 @@ use self::profile::Profile;
 use crate::backend::{Backend, CreateContext, Error, Instance, Notice, Result, Stats};
 use crate::router::Route;
 use crate::spawn::ChildStdio;
-use crate::stdio::{IoCopy, StdioPaths};
+use crate::stdio::{IoCopy, IoSlot, StdioPaths};
 
 /// How long output may take to reach containerd after a process exited.
-const DRAIN_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct DelegateContainer {
     id: String,
@@ -35,7 +34,6 @@ pub struct DelegateContainer {
     cli: Cli,
     work: PathBuf,
     pid: u32,
-    init_io: Mutex<IoCopy>,
     execs: Mutex<HashMap<String, Exec>>,
     cgroup: Option<ContainerCgroup>,
     ooms_reported: Arc<AtomicU64>,
@@ -45,7 +43,7 @@ pub struct DelegateContainer {
 struct Exec {
     process: Vec<u8>,
     stdio: StdioPaths,
-    io: IoCopy,
+    io: IoSlot,
     pid: Option<u32>,
 }
 
@@ -140,6 +138,7 @@ async fn create(ctx: &CreateContext<'_>, name: &str) -> Result<DelegateContainer
         }
     };
 
+    *ctx.io.lock().await = io;
     let cgroup = ContainerCgroup::of_pid(pid);
     let ooms_reported = Arc::new(AtomicU64::new(0));
     if let Some(cg) = cgroup.clone() {
@@ -157,7 +156,6 @@ async fn create(ctx: &CreateContext<'_>, name: &str) -> Result<DelegateContainer
         cli,
         work: ctx.work_dir.clone(),
         pid,
-        init_io: Mutex::new(io),
         execs: Mutex::new(HashMap::new()),
         cgroup,
         ooms_reported,
@@ -273,12 +271,12 @@ impl Instance for DelegateContainer {
             .map_err(|e| Error::NotFound(format!("exec {exec_id} (pid {pid}): {e}")))
     }
 
-    async fn exec(&self, exec_id: &str, process: Vec<u8>, stdio: StdioPaths) -> Result<()> {
+    async fn exec(&self, exec_id: &str, process: Vec<u8>, stdio: StdioPaths, io: IoSlot) -> Result<()> {
         let mut execs = self.execs.lock().await;
         if execs.contains_key(exec_id) {
             return Err(Error::InvalidArgument(format!("exec id {exec_id} already exists in container {}", self.id)));
         }
-        execs.insert(exec_id.into(), Exec { process, stdio, io: IoCopy::default(), pid: None });
+        execs.insert(exec_id.into(), Exec { process, stdio, io, pid: None });
         Ok(())
     }
 
@@ -312,53 +310,26 @@ impl Instance for DelegateContainer {
         let pid = pid?;
         let mut execs = self.execs.lock().await;
         if let Some(e) = execs.get_mut(exec_id) {
-            e.io = io;
+            *e.io.lock().await = io;
             e.pid = Some(pid);
         }
         Ok(pid)
     }
 
     async fn delete_exec(&self, exec_id: &str) -> Result<()> {
-        let e = self.execs.lock().await.remove(exec_id);
-        match e {
-            Some(mut e) => {
-                e.io.drain(DRAIN_BOUND).await;
-                Ok(())
-            }
+        match self.execs.lock().await.remove(exec_id) {
+            Some(_) => Ok(()),
             None => Err(Error::NotFound(format!("exec {exec_id} not found"))),
         }
     }
 
     async fn delete(&self) -> Result<()> {
         let r = self.cli.simple(&["delete", "--force", &self.id]).await;
-        self.init_io.lock().await.drain(DRAIN_BOUND).await;
         let _ = std::fs::remove_dir_all(&self.work);
         match r {
             Err(e) if !cli::is_gone(&e) => Err(e),
             _ => Ok(()),
         }
-    }
-
-    async fn resize_pty(&self, exec_id: Option<&str>, width: u32, height: u32) -> Result<()> {
-        let r = match exec_id {
-            None => self.init_io.lock().await.resize(width, height),
-            Some(x) => match self.execs.lock().await.get(x) {
-                Some(e) => e.io.resize(width, height),
-                None => return Err(Error::NotFound(format!("exec {x} not found"))),
-            },
-        };
-        r.map_err(|e| Error::FailedPrecondition(format!("resize: {e}")))
-    }
-
-    async fn close_io(&self, exec_id: Option<&str>) -> Result<()> {
-        match exec_id {
-            None => self.init_io.lock().await.close_stdin(),
-            Some(x) => match self.execs.lock().await.get_mut(x) {
-                Some(e) => e.io.close_stdin(),
-                None => return Err(Error::NotFound(format!("exec {x} not found"))),
-            },
-        }
-        Ok(())
     }
 
     async fn pids(&self) -> Result<Vec<u32>> {

@@ -193,7 +193,7 @@ impl Instance for HolderContainer {
         cg.stats().map_err(|e| Error::Failed(format!("read cgroup statistics: {e}")))
     }
 
-    async fn exec(&self, _exec_id: &str, _process: Vec<u8>, _stdio: crate::stdio::StdioPaths) -> Result<()> {
+    async fn exec(&self, _exec_id: &str, _process: Vec<u8>, _stdio: crate::stdio::StdioPaths, _io: crate::stdio::IoSlot) -> Result<()> {
         Err(Error::Unimplemented("the pod sandbox is micrun's namespace holder: it has no processes to exec into".into()))
     }
 }

@@ -25,10 +25,9 @@ use self::watch::Life;
 use crate::backend::{Backend, CreateContext, Error, Instance, Result, Stats};
 use crate::config::MicaConfig;
 use crate::hooks::{HookContext, Point};
-use crate::stdio::{IoCopy, StdioPaths};
+use crate::stdio::{IoCopy, IoSlot, StdioPaths};
 
 /// How long output may take to reach containerd after the RTOS halted.
-const DRAIN_BOUND: Duration = Duration::from_secs(5);
 /// Upper bound on waiting for the console tty after `start` answered.
 const TTY_WAIT: Duration = Duration::from_secs(10);
 /// cgroup v1 metrics with no field set: what an RTOS container's Stats carries.
@@ -57,7 +56,8 @@ pub struct MicaContainer {
     config: MicaConfig,
     stdio: StdioPaths,
     work: PathBuf,
-    console: Mutex<IoCopy>,
+    /// The console's IO, owned by the core (the init process's slot).
+    console: IoSlot,
     /// The shim's event loop, which takes this RTOS's exit.
     notices: crate::backend::NoticeSender,
     life: Arc<Mutex<Life>>,
@@ -155,7 +155,7 @@ async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
         config: ctx.config.mica.clone(),
         stdio: ctx.stdio.clone(),
         work: ctx.work_dir.clone(),
-        console: Mutex::new(IoCopy::default()),
+        console: ctx.io.clone(),
         notices: ctx.notices.clone(),
         life: Arc::new(Mutex::new(Life::default())),
         watcher: std::sync::Mutex::new(None),
@@ -325,7 +325,7 @@ impl Instance for MicaContainer {
         }
     }
 
-    async fn exec(&self, _exec_id: &str, _process: Vec<u8>, _stdio: StdioPaths) -> Result<()> {
+    async fn exec(&self, _exec_id: &str, _process: Vec<u8>, _stdio: StdioPaths, _io: IoSlot) -> Result<()> {
         Err(Error::Unimplemented("an RTOS container has no processes to exec into".into()))
     }
 
@@ -342,7 +342,6 @@ impl Instance for MicaContainer {
             h.abort();
         }
         let r = self.client.rm(&self.name).await;
-        self.console.lock().await.drain(DRAIN_BOUND).await;
         let _ = std::fs::remove_dir_all(&self.work);
         match r {
             Err(e) if !is_gone(&e) => Err(micad_error("remove the RTOS client", e)),
@@ -351,21 +350,6 @@ impl Instance for MicaContainer {
                 Ok(())
             }
         }
-    }
-
-    async fn resize_pty(&self, exec_id: Option<&str>, width: u32, height: u32) -> Result<()> {
-        if let Some(x) = exec_id {
-            return Err(Self::no_exec(x));
-        }
-        self.console.lock().await.resize(width, height).map_err(|e| Error::FailedPrecondition(format!("resize the RTOS console: {e}")))
-    }
-
-    async fn close_io(&self, exec_id: Option<&str>) -> Result<()> {
-        if let Some(x) = exec_id {
-            return Err(Self::no_exec(x));
-        }
-        self.console.lock().await.close_stdin();
-        Ok(())
     }
 
     /// No host process belongs to an RTOS.
