@@ -13,8 +13,10 @@ use std::io::Read;
 use std::process::Stdio;
 
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::{CodedInputStream, Message};
+use containerd_shim::protos::protobuf::Message;
 use containerd_shim::StartOpts;
+
+use crate::wire::{fields, Value};
 
 const RUNC_OPTIONS_URL: &str = "containerd.runc.v1.Options";
 
@@ -33,19 +35,19 @@ pub fn start_options(stdin: &[u8]) -> Result<Option<Any>, String> {
     if stdin.is_empty() {
         return Ok(None);
     }
-    let fields = fields(stdin).map_err(|e| format!("start stdin is not a protobuf message: {e}"))?;
-    if fields.iter().all(|(n, _)| *n <= 2) {
+    let top = fields(stdin).map_err(|e| format!("start stdin is not a protobuf message: {e}"))?;
+    if top.iter().all(|(n, _)| *n <= 2) {
         let any = Any::parse_from_bytes(stdin).map_err(|e| format!("runtime options on stdin: {e}"))?;
         return Ok((!any.type_url.is_empty()).then_some(any));
     }
-    for (n, bytes) in fields {
+    for (n, bytes) in top {
         if n != EXTENSIONS {
             continue;
         }
-        let Some(bytes) = bytes else { return Err("bootstrap extension is not a message".into()) };
-        for (m, value) in self::fields(&bytes).map_err(|e| format!("bootstrap extension: {e}"))? {
+        let Value::Bytes(bytes) = bytes else { return Err("bootstrap extension is not a message".into()) };
+        for (m, value) in fields(&bytes).map_err(|e| format!("bootstrap extension: {e}"))? {
             if m == EXTENSION_VALUE {
-                let value = value.ok_or("bootstrap extension value is not a message")?;
+                let Value::Bytes(value) = value else { return Err("bootstrap extension value is not a message".into()) };
                 let any = Any::parse_from_bytes(&value).map_err(|e| format!("bootstrap extension value: {e}"))?;
                 if !any.type_url.is_empty() {
                     return Ok(Some(any));
@@ -66,30 +68,6 @@ pub fn shim_cgroup(options: Option<&Any>) -> Option<String> {
     (!o.shim_cgroup.is_empty()).then(|| o.shim_cgroup.clone())
 }
 
-/// Top-level fields of a protobuf message: number and, for length-delimited
-/// ones, the bytes (other wire types are skipped).
-fn fields(bytes: &[u8]) -> Result<Vec<(u32, Option<Vec<u8>>)>, String> {
-    use containerd_shim::protos::protobuf::rt::WireType;
-    let mut input = CodedInputStream::from_bytes(bytes);
-    let mut out = Vec::new();
-    while let Some(tag) = input.read_raw_tag_or_eof().map_err(|e| e.to_string())? {
-        let (field, wire) = (tag >> 3, tag & 7);
-        if field == 0 {
-            return Err("field number 0".into());
-        }
-        if wire == 2 {
-            out.push((field, Some(input.read_bytes().map_err(|e| e.to_string())?)));
-        } else {
-            let wt = WireType::new(wire).ok_or_else(|| format!("bad wire type {wire}"))?;
-            if matches!(wt, WireType::StartGroup | WireType::EndGroup) {
-                return Err("groups are not used by these messages".into());
-            }
-            input.skip_field(wt).map_err(|e| e.to_string())?;
-            out.push((field, None));
-        }
-    }
-    Ok(out)
-}
 
 /// containerd_shim::spawn, reading `start`'s stdin in either form: starts the
 /// long-lived shim process serving the group's socket, puts it in the shim

@@ -18,3 +18,4 @@ pub mod spawn;
 pub mod spec;
 pub mod state;
 pub mod stdio;
+pub mod wire;

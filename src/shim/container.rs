@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use containerd_shim::api::CreateTaskRequest;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::CodedInputStream;
 
 use super::process::Process;
 use crate::annotations::Annotations;
@@ -79,18 +78,13 @@ pub fn runtime_options(any: Option<&Any>) -> Result<RuntimeOptions> {
     Ok(out)
 }
 
+/// The length-delimited (string) fields of a message; others are skipped.
 fn string_fields(bytes: &[u8]) -> Result<Vec<(u32, String)>> {
-    let bad = |e: containerd_shim::protos::protobuf::Error| Error::InvalidArgument(format!("runtime options: {e}"));
-    let mut input = CodedInputStream::from_bytes(bytes);
+    let bad = |e: String| Error::InvalidArgument(format!("runtime options: {e}"));
     let mut out = Vec::new();
-    while let Some(tag) = input.read_raw_tag_or_eof().map_err(bad)? {
-        let (field, wire) = (tag >> 3, tag & 7);
-        if wire == 2 {
-            out.push((field, input.read_string().map_err(bad)?));
-        } else {
-            let wt = containerd_shim::protos::protobuf::rt::WireType::new(wire)
-                .ok_or_else(|| Error::InvalidArgument(format!("runtime options: bad wire type {wire}")))?;
-            input.skip_field(wt).map_err(bad)?;
+    for (field, value) in crate::wire::fields(bytes).map_err(bad)? {
+        if let crate::wire::Value::Bytes(_) = value {
+            out.push((field, value.text().map_err(bad)?));
         }
     }
     Ok(out)

@@ -36,12 +36,7 @@ impl Service {
                 tracing::info!(id, "oom kill in container");
                 self.publish(TaskOOM { container_id: id, ..Default::default() }).await;
             }
-            Notice::Exit { id, exec, code } => {
-                let instance = self.containers.lock().await.get(&id).map(|c| c.instance.clone());
-                if let Some(instance) = instance {
-                    self.record_exit(&id, exec.as_deref(), code as u32, instance).await;
-                }
-            }
+            Notice::Exit { id, exec, code } => self.exit_of(&id, exec.as_deref(), code as u32).await,
         }
     }
 
@@ -87,10 +82,15 @@ impl Service {
     /// Applies an exit that arrived before the process's pid was known.
     pub(super) async fn claim_early_exit(&self, id: &str, exec: Option<&str>, pid: u32) {
         let Some(code) = self.unclaimed.lock().await.take(pid) else { return };
+        self.exit_of(id, exec, code as u32).await;
+    }
+
+    /// Records an exit of container `id` (or its exec), if it is still held.
+    async fn exit_of(&self, id: &str, exec: Option<&str>, code: u32) {
         // Bind first: the map lock must be released before record_exit takes it again.
         let instance = self.containers.lock().await.get(id).map(|c| c.instance.clone());
         if let Some(instance) = instance {
-            self.record_exit(id, exec, code as u32, instance).await;
+            self.record_exit(id, exec, code, instance).await;
         }
     }
 

@@ -160,7 +160,6 @@ impl Service {
             notices: tx,
             unclaimed: Default::default(),
             creating: Default::default(),
-            holders: Default::default(),
         };
         svc.watch_exits(rx).await;
         svc

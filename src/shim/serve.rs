@@ -42,7 +42,7 @@ pub async fn serve(flags: Flags) -> Result<(), String> {
     };
     let exit = Arc::new(ExitSignal::default());
     let tasks = Service::new(&flags.namespace, &flags.address, &events, exit.clone()).await;
-    let sandboxes = super::sandbox::service(tasks.clone());
+    let sandboxes = Arc::new(super::sandbox::SandboxService::new(tasks.clone()));
     let listener = Listener::try_from(listener).map_err(|e| format!("ttrpc listener on {}: {e}", flags.socket))?;
     let mut server = Server::new()
         .add_listener(listener)

@@ -40,9 +40,6 @@ pub struct Service {
     /// Shutdown (containerd 2.x sends one after every delete in a group) may
     /// act as if they did not exist.
     pub(super) creating: Arc<std::sync::Mutex<HashSet<String>>>,
-    /// Ids the Sandbox API creates: served by the holder whatever
-    /// `[sandbox] mode` says, since no pause image comes with them.
-    pub(super) holders: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 /// An id held in `Service::creating` until Create returns.
@@ -121,14 +118,6 @@ impl Service {
         map.len() + self.creating.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    pub(super) fn hold(&self, id: &str) {
-        self.holders.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string());
-    }
-
-    pub(super) fn release(&self, id: &str) {
-        self.holders.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-    }
-
     /// Lets the shim exit after `after` if no container is left by then.
     pub(super) fn exit_when_empty(&self, after: std::time::Duration) {
         let me = self.clone();
@@ -162,15 +151,23 @@ impl Service {
 /// and response messages in, `backend::Error` out. task.rs puts them on ttrpc.
 impl Service {
     pub async fn create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse, Error> {
+        self.create_as(req, false).await
+    }
+
+    /// The Sandbox API's sandbox: always the holder, whatever `[sandbox] mode`
+    /// says, since no pause image comes with it.
+    pub async fn create_holder(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse, Error> {
+        self.create_as(req, true).await
+    }
+
+    async fn create_as(&self, req: CreateTaskRequest, holder: bool) -> Result<CreateTaskResponse, Error> {
         if !req.checkpoint.is_empty() {
             return Err(Error::Unimplemented("restoring from a checkpoint is not supported by micrun".into()));
         }
         let _reservation = self.reserve(&req.id).await?;
-        let holder = self.holders.lock().unwrap_or_else(|e| e.into_inner()).contains(&req.id);
-        let c = container::create(&req, &self.namespace, &self.containerd, self.notices.clone(), self.backends, holder).await.map_err(|e| {
-            tracing::warn!(id = %req.id, error = %e, "create refused");
-            e
-        })?;
+        let c = container::create(&req, &self.namespace, &self.containerd, self.notices.clone(), self.backends, holder)
+            .await
+            .inspect_err(|e| tracing::warn!(id = %req.id, error = %e, "create refused"))?;
         super::logging::adopt(&req.id, &c.bundle);
         let pid = c.init.pid;
         self.containers.lock().await.insert(req.id.clone(), c);
@@ -205,11 +202,12 @@ impl Service {
             Some(x) => {
                 let pid = instance.start_exec(x).await?;
                 self.with(&req.id, |c| {
-                    Self::process(c, Some(x))?.pid = pid;
+                    let p = Self::process(c, Some(x))?;
+                    p.pid = pid;
+                    p.apply(Transition::Start);
                     Ok(())
                 })
                 .await?;
-                self.moved(&req.id, Some(x), Transition::Start).await?;
                 pid
             }
         };

@@ -115,14 +115,21 @@ fn memfd_with(bytes: &[u8]) -> std::io::Result<std::os::fd::OwnedFd> {
     Ok(f.into())
 }
 
-/// Field 22 of /proc/<pid>/stat: when the process started, in clock ticks.
-fn start_time(pid: u32) -> Option<u64> {
+/// Fields 22 (when the process started, in clock ticks) and 3 (its state)
+/// of /proc/<pid>/stat.
+fn proc_stat(pid: u32) -> Option<(u64, char)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // the command name (field 2) may hold spaces; fields after it are plain
-    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((fields.nth(18)?.parse().ok()?, state))
 }
 
-/// The recorded holder, if that very process still runs.
+fn start_time(pid: u32) -> Option<u64> {
+    proc_stat(pid).map(|(t, _)| t)
+}
+
+/// The recorded holder, if that very process still exists (a zombie too).
 fn alive(record: &HolderRecord) -> bool {
     record.pid > 0 && start_time(record.pid).is_some_and(|t| t == record.start_time)
 }
@@ -132,8 +139,9 @@ async fn stop(record: &HolderRecord, id: &str) {
     if alive(record) {
         let _ = nix::sys::signal::kill(Pid::from_raw(record.pid as i32), Signal::SIGKILL);
         for _ in 0..100 {
-            if !alive(record) || std::fs::read_to_string(format!("/proc/{}/stat", record.pid)).is_ok_and(|s| s.contains(") Z ")) {
-                break;
+            match proc_stat(record.pid) {
+                Some((t, state)) if t == record.start_time && state != 'Z' => {}
+                _ => break,
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }

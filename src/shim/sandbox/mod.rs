@@ -10,7 +10,6 @@ mod pod_files;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -22,8 +21,8 @@ use containerd_shim::protos::sandbox_async::Sandbox;
 use containerd_shim::protos::ttrpc::{self, r#async::TtrpcContext, Code};
 use tokio::sync::Mutex;
 
-pub use self::pod_files::PodFiles;
 use self::pod_config::PodConfig;
+use self::pod_files::PodFiles;
 use super::service::{timestamp, Service};
 use super::task::status;
 use crate::backend::Error;
@@ -69,11 +68,16 @@ impl SandboxService {
         SandboxService { tasks, held: Mutex::new(HashMap::new()) }
     }
 
-    async fn known(&self, id: &str) -> ttrpc::Result<()> {
-        match self.held.lock().await.contains_key(id) {
-            true => Ok(()),
-            false => Err(rpc_error(Code::NOT_FOUND, format!("sandbox {id} not found in this shim"))),
+    /// What `f` reads of sandbox `id`, or NOT_FOUND.
+    async fn held<T>(&self, id: &str, f: impl FnOnce(&Held) -> T) -> ttrpc::Result<T> {
+        match self.held.lock().await.get(id) {
+            Some(h) => Ok(f(h)),
+            None => Err(rpc_error(Code::NOT_FOUND, format!("sandbox {id} not found in this shim"))),
         }
+    }
+
+    async fn known(&self, id: &str) -> ttrpc::Result<()> {
+        self.held(id, |_| ()).await
     }
 
     /// Kills the holder if it still runs and waits for its exit.
@@ -123,30 +127,20 @@ impl Sandbox for SandboxService {
             f.write(&pod).map_err(|e| rpc_error(Code::FAILED_PRECONDITION, format!("sandbox {id}: {e}")))?;
         }
         tracing::info!(id, netns = %req.netns_path, pod_files = files.is_some(), "sandbox create");
-        self.tasks.hold(&id);
-        let made = self
-            .tasks
-            .create(CreateTaskRequest { id: id.clone(), bundle: req.bundle_path.clone(), ..Default::default() })
-            .await
-            .map_err(status);
+        let made = self.tasks.create_holder(CreateTaskRequest { id: id.clone(), bundle: req.bundle_path.clone(), ..Default::default() }).await;
         if let Err(e) = made {
-            self.tasks.release(&id);
             if let Some(f) = &files {
                 f.remove();
             }
-            return Err(e);
+            return Err(status(e));
         }
         self.held.lock().await.insert(id, Held { files, created_at: SystemTime::now(), spec });
         Ok(CreateSandboxResponse::new())
     }
 
     async fn start_sandbox(&self, _ctx: &TtrpcContext, req: StartSandboxRequest) -> ttrpc::Result<StartSandboxResponse> {
-        self.known(&req.sandbox_id).await?;
+        let (created_at, spec) = self.held(&req.sandbox_id, |h| (h.created_at, h.spec.clone())).await?;
         let started = self.tasks.start(StartRequest { id: req.sandbox_id.clone(), ..Default::default() }).await.map_err(status)?;
-        let (created_at, spec) = match self.held.lock().await.get(&req.sandbox_id) {
-            Some(h) => (h.created_at, h.spec.clone()),
-            None => return Err(rpc_error(Code::NOT_FOUND, format!("sandbox {} went away while starting", req.sandbox_id))),
-        };
         tracing::info!(id = %req.sandbox_id, pid = started.pid, "sandbox start");
         Ok(StartSandboxResponse {
             pid: started.pid,
@@ -183,10 +177,7 @@ impl Sandbox for SandboxService {
     }
 
     async fn sandbox_status(&self, _ctx: &TtrpcContext, req: SandboxStatusRequest) -> ttrpc::Result<SandboxStatusResponse> {
-        let created_at = match self.held.lock().await.get(&req.sandbox_id) {
-            Some(h) => h.created_at,
-            None => return Err(rpc_error(Code::NOT_FOUND, format!("sandbox {} not found in this shim", req.sandbox_id))),
-        };
+        let created_at = self.held(&req.sandbox_id, |h| h.created_at).await?;
         let st = self.tasks.state(StateRequest { id: req.sandbox_id.clone(), ..Default::default() }).await.map_err(status)?;
         let running = st.status.enum_value_or_default() == containerd_shim::api::Status::RUNNING;
         Ok(SandboxStatusResponse {
@@ -215,7 +206,6 @@ impl Sandbox for SandboxService {
         if let Some(Held { files: Some(f), .. }) = self.held.lock().await.remove(&id) {
             f.remove();
         }
-        self.tasks.release(&id);
         tracing::info!(id, "sandbox shutdown");
         // containerd deletes a sandbox's shim without a Task Shutdown: the shim
         // goes by itself once nothing is left, after this answer is out.
@@ -241,8 +231,4 @@ pub fn cleanup_dead(bundle: &std::path::Path, id: &str) {
     if let Ok(f) = PodFiles::for_bundle(bundle, id) {
         f.remove();
     }
-}
-
-pub fn service(tasks: Service) -> Arc<SandboxService> {
-    Arc::new(SandboxService::new(tasks))
 }

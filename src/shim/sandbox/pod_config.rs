@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use containerd_shim::protos::protobuf::rt::WireType;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::CodedInputStream;
 use serde_json::json;
+
+use crate::wire::fields;
 
 /// CRI's NamespaceMode: where a pod's namespace of one kind lives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,54 +58,13 @@ const SANDBOX_OOM_SCORE_ADJ: i32 = -998;
 const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 
-enum Value {
-    Varint(u64),
-    Bytes(Vec<u8>),
-}
-
-/// The fields of one message in order; fixed-width fields are skipped.
-fn fields(bytes: &[u8]) -> Result<Vec<(u32, Value)>, String> {
-    let mut input = CodedInputStream::from_bytes(bytes);
-    let mut out = Vec::new();
-    while let Some(tag) = input.read_raw_tag_or_eof().map_err(|e| e.to_string())? {
-        let (field, wire) = (tag >> 3, tag & 7);
-        match wire {
-            0 => out.push((field, Value::Varint(input.read_raw_varint64().map_err(|e| e.to_string())?))),
-            2 => out.push((field, Value::Bytes(input.read_bytes().map_err(|e| e.to_string())?))),
-            w => input.skip_field(WireType::new(w).ok_or(format!("bad wire type {w}"))?).map_err(|e| e.to_string())?,
-        }
-    }
-    Ok(out)
-}
-
-fn text(v: &Value) -> Result<String, String> {
-    match v {
-        Value::Bytes(b) => String::from_utf8(b.to_vec()).map_err(|_| "a string field is not UTF-8".into()),
-        Value::Varint(_) => Err("a string field holds a number".into()),
-    }
-}
-
-fn message(v: &Value) -> Result<&[u8], String> {
-    match v {
-        Value::Bytes(b) => Ok(b),
-        Value::Varint(_) => Err("a message field holds a number".into()),
-    }
-}
-
-fn number(v: &Value) -> Result<u64, String> {
-    match v {
-        Value::Varint(n) => Ok(*n),
-        Value::Bytes(_) => Err("a number field holds bytes".into()),
-    }
-}
-
 /// One `map<string, string>` entry.
 fn entry(bytes: &[u8]) -> Result<(String, String), String> {
     let (mut k, mut v) = (String::new(), String::new());
     for (f, val) in fields(bytes)? {
         match f {
-            1 => k = text(&val)?,
-            2 => v = text(&val)?,
+            1 => k = val.text()?,
+            2 => v = val.text()?,
             _ => {}
         }
     }
@@ -126,9 +85,9 @@ impl PodConfig {
         let mut pod = PodConfig::default();
         for (f, v) in fields(bytes)? {
             match f {
-                2 => pod.hostname = text(&v)?,
-                4 => pod.dns = Some(Dns::parse(message(&v)?)?),
-                8 => pod.linux(message(&v)?)?,
+                2 => pod.hostname = v.text()?,
+                4 => pod.dns = Some(Dns::parse(v.message()?)?),
+                8 => pod.linux(v.message()?)?,
                 _ => {}
             }
         }
@@ -139,17 +98,17 @@ impl PodConfig {
     fn linux(&mut self, bytes: &[u8]) -> Result<(), String> {
         for (f, v) in fields(bytes)? {
             match f {
-                1 => self.cgroup_parent = text(&v)?,
+                1 => self.cgroup_parent = v.text()?,
                 2 => {
                     // LinuxSandboxSecurityContext { namespace_options = 1; }
-                    for (g, w) in fields(message(&v)?)? {
+                    for (g, w) in fields(v.message()?)? {
                         if g == 1 {
-                            self.namespaces(message(&w)?)?;
+                            self.namespaces(w.message()?)?;
                         }
                     }
                 }
                 3 => {
-                    let (k, val) = entry(message(&v)?)?;
+                    let (k, val) = entry(v.message()?)?;
                     self.sysctls.insert(k, val);
                 }
                 _ => {}
@@ -162,14 +121,14 @@ impl PodConfig {
     fn namespaces(&mut self, bytes: &[u8]) -> Result<(), String> {
         for (f, v) in fields(bytes)? {
             match f {
-                1 => self.network = Mode::from(number(&v)?)?,
-                2 => self.pid = Mode::from(number(&v)?)?,
-                3 => self.ipc = Mode::from(number(&v)?)?,
+                1 => self.network = Mode::from(v.number()?)?,
+                2 => self.pid = Mode::from(v.number()?)?,
+                3 => self.ipc = Mode::from(v.number()?)?,
                 5 => {
                     let mut mode = Mode::Pod;
-                    for (g, w) in fields(message(&v)?)? {
+                    for (g, w) in fields(v.message()?)? {
                         if g == 1 {
-                            mode = Mode::from(number(&w)?)?;
+                            mode = Mode::from(w.number()?)?;
                         }
                     }
                     self.userns = Some(mode);
@@ -237,9 +196,9 @@ impl Dns {
         let mut dns = Dns::default();
         for (f, v) in fields(bytes)? {
             match f {
-                1 => dns.servers.push(text(&v)?),
-                2 => dns.searches.push(text(&v)?),
-                3 => dns.options.push(text(&v)?),
+                1 => dns.servers.push(v.text()?),
+                2 => dns.searches.push(v.text()?),
+                3 => dns.options.push(v.text()?),
                 _ => {}
             }
         }
