@@ -21,6 +21,8 @@ use super::{remove_socket, socket_alive, socket_path, Service};
 
 /// containerd's event address for this shim, set in its environment.
 const TTRPC_ADDRESS: &str = "TTRPC_ADDRESS";
+/// How long an exiting shim waits for containerd to take its queued events.
+const EVENTS_FLUSH_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The action the flags ask for is serving (neither `start` nor `delete`).
 pub fn requested(flags: &Flags) -> bool {
@@ -43,6 +45,7 @@ pub async fn serve(flags: Flags) -> Result<(), String> {
     let exit = Arc::new(ExitSignal::default());
     let tasks = Service::new(&flags.namespace, &flags.address, &events, exit.clone()).await;
     let sandboxes = Arc::new(super::sandbox::SandboxService::new(tasks.clone()));
+    let events = tasks.events.clone();
     let listener = Listener::try_from(listener).map_err(|e| format!("ttrpc listener on {}: {e}", flags.socket))?;
     let mut server = Server::new()
         .add_listener(listener)
@@ -56,6 +59,8 @@ pub async fn serve(flags: Flags) -> Result<(), String> {
     }
     tracing::info!(socket = %flags.socket, "serving the Task and Sandbox services");
     exit.wait().await;
+    // The last container's /tasks/delete may still be queued.
+    events.flush(EVENTS_FLUSH_BOUND).await;
     // Existing connections live on until shutdown: only the name goes now.
     remove_socket(&flags.socket);
     let _ = server.shutdown().await;
