@@ -15,9 +15,11 @@ struct Target {
     /// The container whose bundle holds the fifo ("" until the first Create).
     owner: String,
     fifo: Option<std::fs::File>,
+    /// The owner was deleted with no member left to move to: the next Create takes over.
+    stale: bool,
 }
 
-static TARGET: Mutex<Target> = Mutex::new(Target { owner: String::new(), fifo: None });
+static TARGET: Mutex<Target> = Mutex::new(Target { owner: String::new(), fifo: None, stale: false });
 
 fn open_fifo(path: &Path) -> Option<std::fs::File> {
     // Non-blocking: a line is dropped rather than the shim stalled when
@@ -72,18 +74,25 @@ pub fn init(debug: bool, first_id: &str) {
 /// A container was created: its fifo takes over if nobody's fifo is open.
 pub fn adopt(id: &str, bundle: &Path) {
     let mut t = TARGET.lock().unwrap_or_else(|e| e.into_inner());
-    if t.fifo.is_none() {
+    if t.fifo.is_none() || t.stale {
         t.fifo = open_fifo(&bundle.join("log"));
         t.owner = id.to_string();
+        t.stale = false;
     }
 }
 
-/// A container was deleted: if its fifo carried the log, move to `next`.
+/// A container was deleted: if its fifo carried the log, move to `next`. With
+/// no member left the fifo stays: containerd reads it until Delete has been
+/// answered, so the lines about the Delete itself still arrive.
 pub fn released(id: &str, next: Option<(&str, &Path)>) {
     let mut t = TARGET.lock().unwrap_or_else(|e| e.into_inner());
     if t.owner != id {
         return;
     }
-    t.fifo = next.and_then(|(_, b)| open_fifo(&b.join("log")));
-    t.owner = next.map(|(n, _)| n.to_string()).unwrap_or_default();
+    let Some((next_id, bundle)) = next else {
+        t.stale = true;
+        return;
+    };
+    t.fifo = open_fifo(&bundle.join("log"));
+    t.owner = next_id.to_string();
 }
