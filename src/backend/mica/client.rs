@@ -155,11 +155,11 @@ impl MicadClient {
 
 /// One line per request; status polls are routine, so they log at debug.
 fn log_request(request: &str, result: &Result<String>, took: Duration) {
-    let ms = took.as_millis() as u64;
+    let us = took.as_micros() as u64;
     match result {
-        Ok(_) if request.starts_with("status") => tracing::debug!(request, ms, "micad ok"),
-        Ok(text) => tracing::info!(request, ms, reply = %text, "micad ok"),
-        Err(e) => tracing::info!(request, ms, error = %e, "micad failed"),
+        Ok(_) if request.starts_with("status") => tracing::debug!(request, us, "micad ok"),
+        Ok(text) => tracing::info!(request, us, reply = %text, "micad ok"),
+        Err(e) => tracing::info!(request, us, error = %e, "micad failed"),
     }
 }
 
