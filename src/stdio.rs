@@ -55,6 +55,16 @@ pub struct IoCopy {
     /// writer and then for end of file, and otherwise fails with "reading from
     /// a closed fifo" once the task is deleted.
     idle_stderr: Option<pipe::Sender>,
+    /// A console that comes after Start (an RTOS's tty appears once the RTOS
+    /// announces it): a resize or stdin close that arrives first is kept here
+    /// and applied when the console is attached.
+    early: Option<Early>,
+}
+
+#[derive(Default)]
+struct Early {
+    winsize: Option<(u32, u32)>,
+    stdin_closed: bool,
 }
 
 enum Output<'a> {
@@ -148,15 +158,17 @@ impl IoCopy {
             io.stdin_close = Some(tx);
             tokio::spawn(copy_stdin(fifo, PtyWriter(master.clone()), rx));
         }
-        if let Some((sink, keep)) = sink {
-            let hangup = io.hangup.clone();
-            let stderr = io.idle_stderr.take();
-            io.outputs.push(tokio::spawn(async move {
-                copy_out(PtyReader(master), sink).await;
-                drop((stderr, keep));
-                hangup.notify_one();
-            }));
-        }
+        // With no stdout the console is read all the same, into nothing: the
+        // other side would block once the pty's buffer fills, and its hang-up
+        // (the end of an RTOS) is seen only by reading.
+        let (sink, keep) = sink.unwrap_or_else(|| (Box::new(tokio::io::sink()), None));
+        let hangup = io.hangup.clone();
+        let stderr = io.idle_stderr.take();
+        io.outputs.push(tokio::spawn(async move {
+            copy_out(PtyReader(master), sink).await;
+            drop((stderr, keep));
+            hangup.notify_one();
+        }));
         Ok(io)
     }
 
@@ -166,17 +178,42 @@ impl IoCopy {
         self.hangup.clone()
     }
 
-    pub fn resize(&self, width: u32, height: u32) -> std::io::Result<()> {
-        let Some(m) = &self.console else {
-            return Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "process has no terminal"));
-        };
-        set_winsize(m.get_ref().as_raw_fd(), width, height)
+    /// The slot of a process whose console is attached later (`attach`).
+    pub fn awaiting_console() -> IoCopy {
+        IoCopy { early: Some(Early::default()), ..Default::default() }
+    }
+
+    /// Takes the console's IO into a slot made by `awaiting_console`, with
+    /// the resize and stdin close that came before it.
+    pub fn attach(&mut self, mut io: IoCopy) -> std::io::Result<()> {
+        let early = self.early.take().unwrap_or_default();
+        if let Some((w, h)) = early.winsize {
+            io.resize(w, h)?;
+        }
+        if early.stdin_closed {
+            io.close_stdin();
+        }
+        *self = io;
+        Ok(())
+    }
+
+    pub fn resize(&mut self, width: u32, height: u32) -> std::io::Result<()> {
+        match (&self.console, &mut self.early) {
+            (Some(m), _) => set_winsize(m.get_ref().as_raw_fd(), width, height),
+            (None, Some(early)) => {
+                early.winsize = Some((width, height));
+                Ok(())
+            }
+            (None, None) => Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "process has no terminal")),
+        }
     }
 
     /// Closes the process's stdin once what containerd already wrote is delivered.
     pub fn close_stdin(&mut self) {
         if let Some(tx) = self.stdin_close.take() {
             let _ = tx.send(());
+        } else if let Some(early) = &mut self.early {
+            early.stdin_closed = true;
         }
     }
 
@@ -326,7 +363,7 @@ fn percent_decode(s: &str) -> String {
 
 /// Registers a descriptor we own exclusively with the reactor.
 #[allow(deprecated)] // `AsyncFd::new` is unsound only for shared descriptors; these are ours alone.
-pub fn new_async_fd(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
+pub fn new_async_fd<T: AsRawFd>(fd: T) -> std::io::Result<AsyncFd<T>> {
     AsyncFd::new(fd)
 }
 

@@ -27,9 +27,6 @@ use crate::config::MicaConfig;
 use crate::hooks::{HookContext, Point};
 use crate::stdio::{IoCopy, IoSlot, StdioPaths};
 
-/// How long output may take to reach containerd after the RTOS halted.
-/// Upper bound on waiting for the console tty after `start` answered.
-const TTY_WAIT: Duration = Duration::from_secs(10);
 /// cgroup v1 metrics with no field set: what an RTOS container's Stats carries.
 const EMPTY_METRICS_URL: &str = "io.containerd.cgroups.v1.Metrics";
 
@@ -56,7 +53,8 @@ pub struct MicaContainer {
     config: MicaConfig,
     stdio: StdioPaths,
     work: PathBuf,
-    /// The console's IO, owned by the core (the init process's slot).
+    /// The console's IO, owned by the core (the init process's slot), filled
+    /// by the follower once the RTOS announces its tty.
     console: IoSlot,
     /// The shim's event loop, which takes this RTOS's exit.
     notices: crate::backend::NoticeSender,
@@ -243,12 +241,6 @@ impl MicaContainer {
         ))
     }
 
-    async fn attach_console(&self, tty: &Path) -> Result<()> {
-        let fd = watch::open_tty(tty).map_err(|e| Error::failed(&format!("open the RTOS console {}", tty.display()), e))?;
-        let io = IoCopy::console(&self.stdio, fd, &self.id, &self.namespace).await.map_err(|e| Error::failed("connect the RTOS console to containerd", e))?;
-        *self.console.lock().await = io;
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -263,34 +255,28 @@ impl Instance for MicaContainer {
             .expect("a micad record is plain data")
     }
 
+    /// Boots the RTOS and answers: the console attaches when the RTOS
+    /// announces it (watch.rs), and the pty keeps what the RTOS writes until
+    /// then, so containerd loses nothing and Start does not wait on a boot.
     async fn start(&self) -> Result<()> {
         self.client.start(&self.name).await.map_err(|e| micad_error("start the RTOS", e))?;
         self.life.lock().await.started = true;
-        match watch::wait_for_tty(&self.client, &self.name, TTY_WAIT).await {
-            Ok(Some(tty)) => {
-                if let Err(e) = self.attach_console(&tty).await {
-                    let _ = self.client.stop(&self.name).await;
-                    return Err(e);
-                }
-            }
-            // Halted before its console came up: the watcher reports the exit.
-            Ok(None) => tracing::info!(id = %self.id, "RTOS halted before its console appeared"),
-            Err(e) => {
-                let _ = self.client.stop(&self.name).await;
-                return Err(e);
-            }
-        }
-        let hangup = self.console.lock().await.hangup();
-        let handle = tokio::spawn(watch::watch(
-            self.client.clone(),
-            self.id.clone(),
-            Duration::from_millis(self.config.status_interval_ms.max(10)),
-            self.life.clone(),
-            self.auto_close,
-            hangup,
-            self.notices.clone(),
-        ));
-        *self.watcher.lock().expect("watcher lock") = Some(handle);
+        *self.console.lock().await = IoCopy::awaiting_console();
+        let follower = watch::Follower {
+            client: self.client.clone(),
+            name: self.name.clone(),
+            console: watch::Console {
+                slot: self.console.clone(),
+                stdio: self.stdio.clone(),
+                namespace: self.namespace.clone(),
+                tty_dir: self.config.tty_dir.clone(),
+            },
+            interval: Duration::from_millis(self.config.status_interval_ms.max(10)),
+            life: self.life.clone(),
+            auto_close: self.auto_close,
+            notices: self.notices.clone(),
+        };
+        *self.watcher.lock().expect("watcher lock") = Some(tokio::spawn(follower.run()));
         self.hooks.run_logged(Point::Poststart).await;
         Ok(())
     }

@@ -1,28 +1,42 @@
-//! The RTOS's console tty and its end: micad has no exit events, so a task polls
-//! `status` (whose side effect stops a halted client and reports it Offline) and
-//! turns the first non-running state after start into the container's exit. A
-//! console hang-up (micad closed the pty) triggers that check at once.
+//! One task per running RTOS follows it from Start to its end: it waits for
+//! the console tty micad announces, attaches it to containerd's stdio, then
+//! turns the first non-running state into the container's exit. micad sends
+//! no events, so `status` is the source of truth (its side effect stops a
+//! halted client and reports it Offline); the kernel's events say when to ask:
+//! inotify on the tty directory for the link, the pty's hang-up for the end.
+//! Polling remains as the bounded fallback.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::stat::Mode;
 use nix::sys::termios;
-use tokio::sync::Mutex;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{Mutex, Notify};
+use tokio::time::Instant;
 
 use super::client::{MicadClient, MicadError};
 use super::protocol::ClientState;
-use crate::backend::{Error, Notice, NoticeSender, Result};
+use crate::backend::{Notice, NoticeSender};
+use crate::stdio::{IoCopy, IoSlot, StdioPaths};
 
 /// Reported when micad lost the client (e.g. micad restarted and wiped its sockets).
 pub const LOST_CLIENT_EXIT: i32 = 255;
+/// How long the RTOS has to announce its console after `start`.
+const TTY_WAIT: Duration = Duration::from_secs(10);
+/// The fallback poll for the tty when no inotify event comes (or none can).
 const TTY_POLL: Duration = Duration::from_millis(50);
+/// After a new tty link, micad may list the service a moment later: asked
+/// again this often, this many times, before falling back to `TTY_POLL`.
+const TTY_RECHECK: Duration = Duration::from_millis(1);
+const TTY_RECHECKS: u32 = 20;
 
 /// Where the container is in its life. Held across a `stop` by kill so the
-/// watcher never reports the stop as a halt with another code.
+/// follower never reports the stop as a halt with another code.
 #[derive(Debug, Default)]
 pub struct Life {
     pub started: bool,
@@ -33,26 +47,218 @@ fn halted(state: ClientState) -> bool {
     matches!(state, ClientState::Offline | ClientState::Stopped | ClientState::Error)
 }
 
-/// Waits (bounded) for the tty micad announces in the status services column.
-/// None if the RTOS halted before announcing one.
-pub async fn wait_for_tty(client: &MicadClient, name: &str, bound: Duration) -> Result<Option<PathBuf>> {
-    let deadline = tokio::time::Instant::now() + bound;
-    loop {
-        let st = client.status(name).await.map_err(|e| Error::Failed(format!("wait for the RTOS console: {e}")))?;
-        if let Some(tty) = st.tty() {
-            return Ok(Some(PathBuf::from(tty)));
+/// Where the console goes: the init process's IO slot, which the core owns.
+pub struct Console {
+    pub slot: IoSlot,
+    pub stdio: StdioPaths,
+    pub namespace: String,
+    /// Where micad makes the tty links (`[mica] tty_dir`), watched with inotify.
+    pub tty_dir: PathBuf,
+}
+
+/// What the follower of one RTOS needs.
+pub struct Follower {
+    pub client: MicadClient,
+    /// The micad client name, which is the container id.
+    pub name: String,
+    pub console: Console,
+    /// The fallback status poll while the RTOS runs (`[mica] status_interval_ms`).
+    pub interval: Duration,
+    pub life: Arc<Mutex<Life>>,
+    pub auto_close: bool,
+    pub notices: NoticeSender,
+}
+
+impl Follower {
+    /// Attaches the console when it appears, then reports the RTOS's end.
+    pub async fn run(self) {
+        let hangup = self.await_console().await.unwrap_or_else(|| Arc::new(Notify::new()));
+        self.watch(hangup).await
+    }
+
+    /// Waits (bounded) for the tty micad names in the status services column
+    /// and attaches it. None when there is no console to follow: the RTOS
+    /// halted first, micad lost it, it announced none in time, or it could
+    /// not be opened (each said in the log).
+    async fn await_console(&self) -> Option<Arc<Notify>> {
+        let name = &self.name;
+        let mut links = TtyLinks::watch(&self.console.tty_dir);
+        let deadline = Instant::now() + TTY_WAIT;
+        let mut rechecks = 0;
+        loop {
+            match self.client.status(name).await {
+                Ok(st) => {
+                    if let Some(tty) = st.tty() {
+                        return self.attach(Path::new(tty)).await;
+                    }
+                    if halted(st.state) {
+                        tracing::info!(id = %name, state = %st.state, "RTOS halted before its console appeared");
+                        return None;
+                    }
+                }
+                Err(e @ (MicadError::NoSuchClient { .. } | MicadError::NotRunning { .. })) => {
+                    tracing::info!(id = %name, error = %e, "RTOS gone before its console appeared");
+                    return None;
+                }
+                Err(e) => tracing::warn!(id = %name, error = %e, "status while waiting for the console failed; trying again"),
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(id = %name, after_s = TTY_WAIT.as_secs(),
+                    "micad announced no console tty for this RTOS; it runs without one (no output, no input)");
+                return None;
+            }
+            if rechecks > 0 {
+                rechecks -= 1;
+                tokio::time::sleep(TTY_RECHECK).await;
+            } else if let Some(l) = links.as_mut() {
+                if l.next(TTY_POLL).await {
+                    rechecks = TTY_RECHECKS;
+                }
+            } else {
+                tokio::time::sleep(TTY_POLL).await;
+            }
         }
-        if halted(st.state) {
-            return Ok(None);
+    }
+
+    async fn attach(&self, tty: &Path) -> Option<Arc<Notify>> {
+        let c = &self.console;
+        let opened = async {
+            let fd = open_tty(tty).map_err(|e| format!("open the RTOS console {}: {e}", tty.display()))?;
+            let io = IoCopy::console(&c.stdio, fd, &self.name, &c.namespace)
+                .await
+                .map_err(|e| format!("connect the RTOS console to containerd: {e}"))?;
+            let hangup = io.hangup();
+            c.slot.lock().await.attach(io).map_err(|e| format!("size the RTOS console: {e}"))?;
+            Ok::<_, String>(hangup)
+        };
+        match opened.await {
+            Ok(hangup) => {
+                tracing::info!(id = %self.name, tty = %tty.display(), "RTOS console attached");
+                Some(hangup)
+            }
+            Err(e) => {
+                tracing::error!(id = %self.name, error = %e, "the RTOS runs without its console");
+                None
+            }
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Error::Failed(format!(
-                "micad started the RTOS but announced no console tty within {} s (status: {})",
-                bound.as_secs(),
-                st.format().trim_end()
-            )));
+    }
+
+    /// Asks micad at once, then again at each hang-up of the console or poll
+    /// interval, until the RTOS halts or micad loses it; then records and
+    /// publishes the exit. With `auto_close` (annotation
+    /// `container.auto_close=true`) an RTOS that halted by itself has its micad
+    /// client removed (`rm`) before the exit is published, instead of at
+    /// Delete; a stop by Kill is not a halt of its own and is left to Delete.
+    async fn watch(&self, hangup: Arc<Notify>) {
+        let (client, name) = (&self.client, &self.name);
+        loop {
+            let mut l = self.life.lock().await;
+            if l.exit.is_some() {
+                return;
+            }
+            let code = match client.status(name).await {
+                Ok(st) if halted(st.state) => {
+                    let code = match st.state {
+                        ClientState::Error => 1,
+                        _ => halt_code(client.socket_dir(), name),
+                    };
+                    tracing::info!(id = %name, state = %st.state, code, "RTOS halted");
+                    if self.auto_close {
+                        match client.rm(name).await {
+                            Ok(()) => tracing::info!(id = %name, "auto_close: removed the micad client of the halted RTOS"),
+                            Err(e) => tracing::warn!(id = %name, error = %e, "auto_close: could not remove the micad client; Delete will try again"),
+                        }
+                    }
+                    Some(code)
+                }
+                Ok(_) => None,
+                Err(e @ (MicadError::NoSuchClient { .. } | MicadError::NotRunning { .. })) => {
+                    tracing::error!(id = %name, error = %e, code = LOST_CLIENT_EXIT,
+                        "micad no longer has this RTOS client (micad restarted or the client was removed behind our back); ending the task");
+                    Some(LOST_CLIENT_EXIT)
+                }
+                Err(e) => {
+                    tracing::warn!(id = %name, error = %e, "status poll failed; trying again");
+                    None
+                }
+            };
+            if let Some(code) = code {
+                l.exit = Some(code);
+                drop(l);
+                notify_exit(&self.notices, name, code);
+                return;
+            }
+            drop(l);
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = hangup.notified() => tracing::info!(id = %name, "RTOS console hung up; asking micad now"),
+            }
         }
-        tokio::time::sleep(TTY_POLL).await;
+    }
+}
+
+/// New entries in the tty directory, by inotify. None where inotify cannot
+/// watch it; the caller polls then.
+struct TtyLinks(AsyncFd<WatchedDir>);
+
+struct WatchedDir(Option<Inotify>);
+
+impl WatchedDir {
+    fn fd(&self) -> &Inotify {
+        self.0.as_ref().expect("taken only in drop")
+    }
+}
+
+impl AsRawFd for WatchedDir {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd().as_fd().as_raw_fd()
+    }
+}
+
+/// Closing an inotify instance waits for the kernel's fsnotify grace period
+/// (measured here: 8-16 ms). The shim runs on one thread, so the close goes
+/// to a blocking thread instead of stalling every other request.
+impl Drop for WatchedDir {
+    fn drop(&mut self) {
+        if let Some(fd) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(move || drop(fd))),
+                Err(_) => drop(fd),
+            }
+        }
+    }
+}
+
+impl TtyLinks {
+    fn watch(dir: &Path) -> Option<TtyLinks> {
+        let made = || -> std::io::Result<TtyLinks> {
+            let fd = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+            fd.add_watch(dir, AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO)?;
+            Ok(TtyLinks(crate::stdio::new_async_fd(WatchedDir(Some(fd)))?))
+        };
+        made()
+            .inspect_err(|e| tracing::debug!(dir = %dir.display(), error = %e, "no inotify on the tty dir; polling for the console"))
+            .ok()
+    }
+
+    /// True once a `ttyRPMSG*` entry appeared within `bound`.
+    async fn next(&mut self, bound: Duration) -> bool {
+        let seen = async {
+            loop {
+                let Ok(mut ready) = self.0.readable().await else { return false };
+                match ready.try_io(|d| d.get_ref().fd().read_events().map_err(std::io::Error::from)) {
+                    Ok(Ok(events)) => {
+                        let tty = |n: &std::ffi::OsStr| n.as_encoded_bytes().starts_with(b"ttyRPMSG");
+                        if events.iter().any(|e| e.name.as_deref().is_some_and(tty)) {
+                            return true;
+                        }
+                    }
+                    Ok(Err(_)) => return false,
+                    Err(_would_block) => {}
+                }
+            }
+        };
+        tokio::time::timeout(bound, seen).await.unwrap_or(false)
     }
 }
 
@@ -79,60 +285,5 @@ fn halt_code(socket_dir: &Path, name: &str) -> i32 {
 pub fn notify_exit(notices: &NoticeSender, id: &str, code: i32) {
     if notices.send(Notice::Exit { id: id.into(), exec: None, code }).is_err() {
         tracing::error!(id, code, "could not publish the RTOS exit: the shim's event loop is gone");
-    }
-}
-
-/// Polls until the RTOS halts or micad loses it; then records and publishes the exit.
-/// With `auto_close` (annotation `container.auto_close=true`) an RTOS that halted by
-/// itself has its micad client removed (`rm`) before the exit is published, instead
-/// of at Delete; a stop by Kill is not a halt of its own and is left to Delete.
-pub async fn watch(
-    client: MicadClient,
-    name: String,
-    interval: Duration,
-    life: Arc<Mutex<Life>>,
-    auto_close: bool,
-    hangup: Arc<tokio::sync::Notify>,
-    notices: NoticeSender,
-) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = hangup.notified() => tracing::info!(id = %name, "RTOS console hung up; asking micad now"),
-        }
-        let mut l = life.lock().await;
-        if l.exit.is_some() {
-            return;
-        }
-        let code = match client.status(&name).await {
-            Ok(st) if halted(st.state) => {
-                let code = match st.state {
-                    ClientState::Error => 1,
-                    _ => halt_code(client.socket_dir(), &name),
-                };
-                tracing::info!(id = %name, state = %st.state, code, "RTOS halted");
-                if auto_close {
-                    match client.rm(&name).await {
-                        Ok(()) => tracing::info!(id = %name, "auto_close: removed the micad client of the halted RTOS"),
-                        Err(e) => tracing::warn!(id = %name, error = %e, "auto_close: could not remove the micad client; Delete will try again"),
-                    }
-                }
-                code
-            }
-            Ok(_) => continue,
-            Err(e @ (MicadError::NoSuchClient { .. } | MicadError::NotRunning { .. })) => {
-                tracing::error!(id = %name, error = %e, code = LOST_CLIENT_EXIT,
-                    "micad no longer has this RTOS client (micad restarted or the client was removed behind our back); ending the task");
-                LOST_CLIENT_EXIT
-            }
-            Err(e) => {
-                tracing::warn!(id = %name, error = %e, "status poll failed; trying again");
-                continue;
-            }
-        };
-        l.exit = Some(code);
-        drop(l);
-        notify_exit(&notices, &name, code);
-        return;
     }
 }
