@@ -660,7 +660,8 @@ micrun__teardown() {
         micrun_containerd_log_tail "$WORK" 20
         micrun_containerd_log_tail "$WORK/cri" 20
     fi
-    rm -rf --one-file-system "$WORK"
+    # MICRUN_KEEP_WORK=1 keeps the logs and state for a look afterwards
+    [[ -n ${MICRUN_KEEP_WORK:-} ]] || rm -rf --one-file-system "$WORK"
     exit "$rc"
 }
 
