@@ -9,7 +9,7 @@ use nix::fcntl::OFlag;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::unix::pipe;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
 /// Where containerd wants a process's stdio. Empty strings mean "none".
@@ -135,6 +135,29 @@ impl IoCopy {
     /// Sets up terminal stdio over a pty master received from the runtime (or
     /// an RTOS's rpmsg tty). `id` and `namespace` are for a logging binary.
     pub async fn console(paths: &StdioPaths, master: OwnedFd, id: &str, namespace: &str) -> std::io::Result<IoCopy> {
+        Self::console_of(paths, master, id, namespace, None).await
+    }
+
+    /// A console whose clients come and go (an RTOS's): `clients` says
+    /// whether a writer holds the stdin fifo (see `copy_stdin_tracking`);
+    /// without stdin, or once it was closed, nobody does.
+    pub async fn console_tracking_clients(
+        paths: &StdioPaths,
+        master: OwnedFd,
+        id: &str,
+        namespace: &str,
+        clients: watch::Sender<bool>,
+    ) -> std::io::Result<IoCopy> {
+        Self::console_of(paths, master, id, namespace, Some(clients)).await
+    }
+
+    async fn console_of(
+        paths: &StdioPaths,
+        master: OwnedFd,
+        id: &str,
+        namespace: &str,
+        clients: Option<watch::Sender<bool>>,
+    ) -> std::io::Result<IoCopy> {
         nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
         // A logging binary or a hook started later must not hold the console.
         nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
@@ -152,11 +175,25 @@ impl IoCopy {
             }
         }
         let sink = console_sink(&paths.stdout, id, namespace).await?;
-        if !paths.stdin.is_empty() {
-            let fifo = pipe::OpenOptions::new().read_write(true).open_receiver(&paths.stdin)?;
-            let (tx, rx) = oneshot::channel();
-            io.stdin_close = Some(tx);
-            tokio::spawn(copy_stdin(fifo, PtyWriter(master.clone()), rx));
+        match (paths.stdin.is_empty(), clients) {
+            (true, clients) => {
+                if let Some(c) = clients {
+                    c.send_replace(false);
+                }
+            }
+            (false, None) => {
+                let fifo = pipe::OpenOptions::new().read_write(true).open_receiver(&paths.stdin)?;
+                let (tx, rx) = oneshot::channel();
+                io.stdin_close = Some(tx);
+                tokio::spawn(copy_stdin(fifo, PtyWriter(master.clone()), rx));
+            }
+            (false, Some(clients)) => {
+                // Read-only: the last writer leaving shows as end of file.
+                let fifo = pipe::OpenOptions::new().open_receiver(&paths.stdin)?;
+                let (tx, rx) = oneshot::channel();
+                io.stdin_close = Some(tx);
+                tokio::spawn(copy_stdin_tracking(fifo, PtyWriter(master.clone()), rx, clients));
+            }
         }
         // With no stdout the console is read all the same, into nothing: the
         // other side would block once the pty's buffer fills, and its hang-up
@@ -272,6 +309,71 @@ fn pipe_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
 async fn copy_out<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(mut from: R, mut to: W) {
     let _ = tokio::io::copy(&mut from, &mut to).await;
     let _ = to.flush().await;
+}
+
+/// How often a stdin fifo with no writer is checked for a new one.
+const CLIENT_PROBE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Stdin of a console whose client may leave and come back (`ctr run -d`
+/// then `ctr task attach`). The fifo is read-only, so the last writer closing
+/// it reads as end of file: `clients` turns false, and since a fifo with no
+/// writer stays readable (at end of file) the fifo is then probed every
+/// `CLIENT_PROBE` until a read waits or returns data, i.e. a writer is back.
+/// (A fifo polls as hung up only for writers that came after its reader.)
+/// CloseIO ends the copy, and with it every client.
+async fn copy_stdin_tracking<W: AsyncWrite + Unpin>(
+    fifo: pipe::Receiver,
+    mut to: W,
+    mut close: oneshot::Receiver<()>,
+    clients: watch::Sender<bool>,
+) {
+    let mut buf = vec![0u8; 8192];
+    let mut attached = true;
+    // A fifo whose writers left before it was opened reads as end of file
+    // but never polls as hung up: the first look is a read.
+    let mut first = true;
+    loop {
+        let got = if std::mem::take(&mut first) {
+            read_now(&fifo, &mut buf)
+        } else if attached {
+            tokio::select! {
+                r = async { fifo.readable().await?; fifo.try_read(&mut buf) } => r,
+                _ = &mut close => break,
+            }
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(CLIENT_PROBE) => read_now(&fifo, &mut buf),
+                _ = &mut close => break,
+            }
+        };
+        match got {
+            Ok(0) => attached = false,
+            Ok(n) => {
+                attached = true;
+                if to.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => attached = true,
+            Err(_) => break,
+        }
+        clients.send_if_modified(|c| std::mem::replace(c, attached) != attached);
+    }
+    // Deliver what the client wrote before it asked us to close.
+    while let Ok(n) = fifo.try_read(&mut buf) {
+        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    clients.send_replace(false);
+    let _ = to.shutdown().await;
+}
+
+/// One read(2) whatever tokio last saw: its `try_read` answers WouldBlock
+/// without reading while it holds no readiness, and a fifo at end of file
+/// with no writer since it was opened never becomes ready.
+fn read_now(fifo: &pipe::Receiver, buf: &mut [u8]) -> std::io::Result<usize> {
+    nix::unistd::read(fifo.as_fd(), buf).map_err(std::io::Error::from)
 }
 
 async fn copy_stdin<W: AsyncWrite + Unpin>(mut fifo: pipe::Receiver, mut to: W, mut close: oneshot::Receiver<()>) {
@@ -423,117 +525,5 @@ impl AsyncWrite for PtyWriter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uri_kinds() {
-        assert!(matches!(classify(""), Output::None));
-        assert!(matches!(classify("/run/x/stdout"), Output::Fifo("/run/x/stdout")));
-        assert!(matches!(classify("fifo:///run/x"), Output::Fifo("/run/x")));
-        assert!(matches!(classify("file:///var/log/c.log"), Output::File("/var/log/c.log")));
-        assert!(matches!(classify("binary:///usr/bin/logger?a=b"), Output::Binary("/usr/bin/logger?a=b")));
-        assert_eq!(percent_decode("a%20b%2"), "a b%2");
-    }
-
-    /// containerd 2.x (pkg/cio) sets a stderr path for a terminal process but
-    /// creates no fifo there; a console must start all the same.
-    #[tokio::test]
-    async fn console_starts_without_the_stderr_fifo_a_terminal_client_never_made() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("stdout");
-        nix::unistd::mkfifo(&out, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let pty = nix::pty::openpty(None, None).unwrap();
-        let paths = StdioPaths {
-            stdout: out.display().to_string(),
-            stderr: dir.path().join("stderr").display().to_string(),
-            ..Default::default()
-        };
-        let mut io = IoCopy::console(&paths, pty.master, "c", "ns").await.expect("console without a stderr fifo");
-        drop(pty.slave);
-        io.drain(std::time::Duration::from_secs(5)).await;
-    }
-
-    #[tokio::test]
-    async fn console_opens_a_separate_stderr_fifo_and_closes_it_with_the_output() {
-        use std::io::Read;
-        let dir = tempfile::tempdir().unwrap();
-        let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
-        for p in [&out, &err] {
-            nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        }
-        // Like containerd's reader: a plain read-only open, which blocks until a writer appears.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let path = err.clone();
-        std::thread::spawn(move || tx.send(std::fs::File::open(path)).unwrap());
-        let pty = nix::pty::openpty(None, None).unwrap();
-        let paths = StdioPaths {
-            stdout: out.display().to_string(),
-            stderr: err.display().to_string(),
-            ..Default::default()
-        };
-        let mut io = IoCopy::console(&paths, pty.master, "c", "ns").await.unwrap();
-        let mut reader = rx
-            .recv_timeout(std::time::Duration::from_secs(5))
-            .expect("the stderr fifo was never opened for writing")
-            .unwrap();
-        // The console hangs up; nobody asks for a drain (containerd waits for
-        // end of file on every stream before it deletes the task).
-        drop(pty.slave);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut rest = Vec::new();
-            tx.send(reader.read_to_end(&mut rest).map(|_| rest)).unwrap();
-        });
-        let mut got = None;
-        for _ in 0..100 {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            if let Ok(r) = rx.try_recv() {
-                got = Some(r);
-                break;
-            }
-        }
-        let rest = got.expect("stderr did not end when the console hung up").unwrap();
-        assert!(rest.is_empty(), "stderr carried {rest:?}");
-        io.drain(std::time::Duration::from_secs(5)).await;
-    }
-
-    /// nerdctl hands every detached container a `binary://` log, and ctr's
-    /// --log-uri a `file://`: a console's output must reach both, and its
-    /// end must still be noticed (an RTOS's exit waits for it).
-    #[tokio::test]
-    async fn console_output_reaches_a_file_and_a_logging_binary() {
-        use std::io::Write;
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("logs/console.log");
-        let logged = dir.path().join("binary.log");
-        let logger = dir.path().join("logger");
-        std::fs::write(&logger, format!("#!/bin/sh\nexec 5>&-\necho \"$CONTAINER_NAMESPACE/$CONTAINER_ID $1\" > {0}\ncat <&3 >> {0}\n", logged.display())).unwrap();
-        std::fs::set_permissions(&logger, std::fs::Permissions::from_mode(0o755)).unwrap();
-        for (stdout, out) in [
-            (format!("file://{}", file.display()), &file),
-            (format!("binary://{}?opt=1", logger.display()), &logged),
-        ] {
-            let pty = nix::pty::openpty(None, None).unwrap();
-            // openpty's fds are inherited by children; the logger must not keep the slave open
-            nix::fcntl::fcntl(&pty.slave, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).unwrap();
-            let paths = StdioPaths { stdout: stdout.clone(), stderr: stdout.clone(), terminal: true, ..Default::default() };
-            let mut io = IoCopy::console(&paths, pty.master, "c1", "ns1").await.unwrap();
-            let hangup = io.hangup();
-            std::fs::File::from(pty.slave).write_all(b"hello console\n").unwrap();
-            tokio::time::timeout(std::time::Duration::from_secs(5), hangup.notified()).await.unwrap_or_else(|_| panic!("{stdout}: the console's end was not noticed"));
-            io.drain(std::time::Duration::from_secs(5)).await;
-            let mut text = String::new();
-            for _ in 0..50 {
-                text = std::fs::read_to_string(out).unwrap_or_default();
-                if text.contains("hello console") {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            assert!(text.contains("hello console"), "{stdout}: {text:?}");
-        }
-        assert!(std::fs::read_to_string(&logged).unwrap().starts_with("ns1/c1 opt"));
-    }
-}
+#[path = "stdio_tests.rs"]
+mod tests;

@@ -45,8 +45,8 @@ pub struct MicaContainer {
     /// bytes, so longer ones are refused at create rather than truncated).
     name: String,
     pedestal: Pedestal,
-    /// Annotation `container.auto_close`: rm the client as soon as the RTOS halts.
-    auto_close: bool,
+    /// Upstream's auto-close timeout (settings.rs), None when off.
+    auto_close: Option<Duration>,
     client: MicadClient,
     /// The spec's OCI hooks, which the shim runs itself: an RTOS has no OCI runtime.
     hooks: HookContext,
@@ -119,7 +119,7 @@ async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
     }
     let msg = CreateMsg {
         pedestal_config: set.pedestal_conf.clone().unwrap_or_default(),
-        debug: set.debug,
+        debug: set.gdb,
         vcpu_num: plan.vcpu_num,
         max_vcpu_num,
         cpu_weight: plan.cpu_weight,
@@ -130,7 +130,7 @@ async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
     };
     // Check the message before talking to micad, so bad input is ours to report.
     msg.encode().map_err(|e| Error::InvalidArgument(format!("micad create message: {e}")))?;
-    tracing::info!(id = ctx.id, os = set.os.as_deref().unwrap_or("-"), auto_close = set.auto_close, pedestal = %pedestal, cpu = %msg.cpu, vcpu = msg.vcpu_num, memory_mib = msg.memory_mib,
+    tracing::info!(id = ctx.id, os = set.os.as_deref().unwrap_or("-"), auto_close = ?set.auto_close, gdb = set.gdb, runtime_debug = set.runtime_debug, pedestal = %pedestal, cpu = %msg.cpu, vcpu = msg.vcpu_num, memory_mib = msg.memory_mib,
         firmware = %fw.in_rootfs, "creating micad client");
     client.create(&msg).await.map_err(|e| micad_error("create the RTOS client", e))?;
     if let Err(e) = run_create_hooks(&hooks).await {

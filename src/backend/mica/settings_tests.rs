@@ -2,6 +2,7 @@
 //! the full annotation and its value.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use super::*;
 
@@ -35,10 +36,10 @@ fn defaults_without_annotations() {
     assert_eq!(s.firmware_hash, None);
     assert_eq!(s.min_memory_mib, None);
     assert_eq!(s.max_vcpu_num, None);
-    assert!(!s.auto_close, "auto_close is opt-in");
+    assert_eq!(s.auto_close, None, "auto-close is opt-in");
+    assert!(!s.gdb && !s.runtime_debug);
     assert_eq!(s.pedestal, Pedestal::BareMetal);
     assert_eq!(s.pedestal_conf, None);
-    assert!(!s.debug);
     assert!(s.unknown.is_empty());
 }
 
@@ -95,18 +96,65 @@ fn max_vcpu_num() {
 
 #[test]
 fn auto_close_and_its_alias() {
-    assert!(one(AUTO_CLOSE, "true").unwrap().auto_close);
-    assert!(one(AUTO_CLOSE, "1").unwrap().auto_close);
-    assert!(one(AUTO_CLOSE, "TRUE").unwrap().auto_close);
-    assert!(!one(AUTO_CLOSE, "false").unwrap().auto_close);
-    assert!(!one(AUTO_CLOSE, "0").unwrap().auto_close);
-    assert!(one("auto_disconnect", "true").unwrap().auto_close);
+    let on = Some(AUTO_CLOSE_DEFAULT);
+    for v in ["true", "1", "TRUE", "t", "T", "True"] {
+        assert_eq!(one(AUTO_CLOSE, v).unwrap().auto_close, on, "{v}");
+    }
+    for v in ["false", "0", "f", "False"] {
+        assert_eq!(one(AUTO_CLOSE, v).unwrap().auto_close, None, "{v}");
+    }
+    assert_eq!(one("auto_disconnect", "true").unwrap().auto_close, on);
     refused(AUTO_CLOSE, "yes");
-    refused(AUTO_CLOSE, "30");
     refused(AUTO_CLOSE, "");
+    // A duration in the boolean key: refused, pointing at the timeout key.
+    let e = one(AUTO_CLOSE, "30").unwrap_err().to_string();
+    assert!(e.contains("org.openeuler.micrun.container.auto_close_timeout"), "{e}");
     // The alias is named as written.
     let e = one("auto_disconnect", "maybe").unwrap_err().to_string();
     assert!(e.contains("org.openeuler.micran.auto_disconnect=\"maybe\""), "{e}");
+}
+
+/// Upstream's precedence (service_policy.go): the timeout wins over
+/// `auto_close`, and `0` turns auto-close off even with `auto_close=true`.
+#[test]
+fn auto_close_timeout_forms_and_precedence() {
+    let secs = |s: u64| Some(Duration::from_secs(s));
+    for (v, want) in [
+        ("60", secs(60)),
+        ("60s", secs(60)),
+        ("5m", secs(300)),
+        ("1h30m", secs(5400)),
+        ("1.5s", Some(Duration::from_millis(1500))),
+        ("500ms", Some(Duration::from_millis(500))),
+        ("1ns", Some(Duration::from_nanos(1))),
+        ("0", None),
+        ("0s", None),
+    ] {
+        assert_eq!(one(AUTO_CLOSE_TIMEOUT, v).unwrap().auto_close, want, "{v}");
+    }
+    for bad in ["-5s", "-1", "5x", "s", "1.2.3s", "", "5 s"] {
+        refused(AUTO_CLOSE_TIMEOUT, bad);
+    }
+    let both = |close: &str, timeout: &str| {
+        parse(&[
+            ("org.openeuler.micrun.container.auto_close", close),
+            ("org.openeuler.micrun.container.auto_close_timeout", timeout),
+        ])
+        .unwrap()
+        .auto_close
+    };
+    assert_eq!(both("false", "10s"), secs(10), "the timeout wins over auto_close=false");
+    assert_eq!(both("true", "0"), None, "0 turns it off");
+    assert_eq!(both("true", "7"), secs(7));
+}
+
+#[test]
+fn upstreams_old_timeout_key_is_refused_naming_the_new_one() {
+    let e = one(AUTO_DISCONNECT_TIMEOUT, "100").unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("org.openeuler.micran.container.auto_disconnect_timeout"), "{msg}");
+    assert!(msg.contains("container.auto_close_timeout"), "{msg}");
 }
 
 #[test]
@@ -128,12 +176,14 @@ fn pedestal_conf() {
 }
 
 #[test]
-fn debug() {
-    assert!(one(DEBUG, "true").unwrap().debug);
-    assert!(one(DEBUG, "1").unwrap().debug);
-    assert!(!one(DEBUG, "0").unwrap().debug);
-    refused(DEBUG, "on");
-    refused(DEBUG, "");
+fn gdb_and_runtime_debug() {
+    assert!(one(GDB, "true").unwrap().gdb);
+    assert!(!one(GDB, "0").unwrap().gdb);
+    refused(GDB, "on");
+    // runtime.debug is upstream's runtime flag: never micad's debug service.
+    let s = one(RUNTIME_DEBUG, "true").unwrap();
+    assert!(s.runtime_debug && !s.gdb);
+    refused(RUNTIME_DEBUG, "");
 }
 
 #[test]

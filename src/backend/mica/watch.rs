@@ -16,7 +16,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::stat::Mode;
 use nix::sys::termios;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{watch, Mutex, Notify};
 use tokio::time::Instant;
 
 use super::client::{MicadClient, MicadError};
@@ -56,6 +56,12 @@ pub struct Console {
     pub tty_dir: PathBuf,
 }
 
+impl Console {
+    fn stdin_given(&self) -> bool {
+        !self.stdio.stdin.is_empty()
+    }
+}
+
 /// What the follower of one RTOS needs.
 pub struct Follower {
     pub client: MicadClient,
@@ -65,22 +71,35 @@ pub struct Follower {
     /// The fallback status poll while the RTOS runs (`[mica] status_interval_ms`).
     pub interval: Duration,
     pub life: Arc<Mutex<Life>>,
-    pub auto_close: bool,
+    /// Upstream's auto-close (annotation `container.auto_close_timeout`).
+    pub auto_close: Option<Duration>,
     pub notices: NoticeSender,
 }
 
 impl Follower {
     /// Attaches the console when it appears, then reports the RTOS's end.
     pub async fn run(self) {
-        let hangup = self.await_console().await.unwrap_or_else(|| Arc::new(Notify::new()));
-        self.watch(hangup).await
+        let due = Arc::new(Notify::new());
+        // Whether a client holds the console's stdin: assumed until the
+        // console's stdin copy says otherwise.
+        let (clients, seen) = watch::channel(self.console.stdin_given());
+        let timer = self.auto_close.map(|after| tokio::spawn(unattended(after, seen, due.clone(), self.name.clone())));
+        let mut clients = Some(clients);
+        let hangup = self.await_console(&due, &mut clients).await;
+        if let Some(c) = clients {
+            c.send_replace(false); // no console: no client can come
+        }
+        self.watch(hangup.unwrap_or_else(|| Arc::new(Notify::new())), &due).await;
+        if let Some(t) = timer {
+            t.abort();
+        }
     }
 
     /// Waits (bounded) for the tty micad names in the status services column
     /// and attaches it. None when there is no console to follow: the RTOS
     /// halted first, micad lost it, it announced none in time, or it could
     /// not be opened (each said in the log).
-    async fn await_console(&self) -> Option<Arc<Notify>> {
+    async fn await_console(&self, due: &Notify, clients: &mut Option<watch::Sender<bool>>) -> Option<Arc<Notify>> {
         let name = &self.name;
         let mut links = TtyLinks::watch(&self.console.tty_dir);
         let deadline = Instant::now() + TTY_WAIT;
@@ -89,7 +108,7 @@ impl Follower {
             match self.client.status(name).await {
                 Ok(st) => {
                     if let Some(tty) = st.tty() {
-                        return self.attach(Path::new(tty)).await;
+                        return self.attach(Path::new(tty), clients).await;
                     }
                     if halted(st.state) {
                         tracing::info!(id = %name, state = %st.state, "RTOS halted before its console appeared");
@@ -107,24 +126,34 @@ impl Follower {
                     "micad announced no console tty for this RTOS; it runs without one (no output, no input)");
                 return None;
             }
-            if rechecks > 0 {
-                rechecks -= 1;
-                tokio::time::sleep(TTY_RECHECK).await;
-            } else if let Some(l) = links.as_mut() {
-                if l.next(TTY_POLL).await {
-                    rechecks = TTY_RECHECKS;
+            let wait = async {
+                if rechecks > 0 {
+                    rechecks -= 1;
+                    tokio::time::sleep(TTY_RECHECK).await;
+                } else if let Some(l) = links.as_mut() {
+                    if l.next(TTY_POLL).await {
+                        rechecks = TTY_RECHECKS;
+                    }
+                } else {
+                    tokio::time::sleep(TTY_POLL).await;
                 }
-            } else {
-                tokio::time::sleep(TTY_POLL).await;
+            };
+            tokio::select! {
+                _ = wait => {}
+                _ = due.notified() => {
+                    due.notify_one(); // for the watch, which closes the RTOS
+                    return None;
+                }
             }
         }
     }
 
-    async fn attach(&self, tty: &Path) -> Option<Arc<Notify>> {
+    async fn attach(&self, tty: &Path, clients: &mut Option<watch::Sender<bool>>) -> Option<Arc<Notify>> {
         let c = &self.console;
         let opened = async {
             let fd = open_tty(tty).map_err(|e| format!("open the RTOS console {}: {e}", tty.display()))?;
-            let io = IoCopy::console(&c.stdio, fd, &self.name, &c.namespace)
+            let tracker = clients.take().expect("the console is attached once");
+            let io = IoCopy::console_tracking_clients(&c.stdio, fd, &self.name, &c.namespace, tracker)
                 .await
                 .map_err(|e| format!("connect the RTOS console to containerd: {e}"))?;
             let hangup = io.hangup();
@@ -145,43 +174,19 @@ impl Follower {
 
     /// Asks micad at once, then again at each hang-up of the console or poll
     /// interval, until the RTOS halts or micad loses it; then records and
-    /// publishes the exit. With `auto_close` (annotation
-    /// `container.auto_close=true`) an RTOS that halted by itself has its micad
-    /// client removed (`rm`) before the exit is published, instead of at
-    /// Delete; a stop by Kill is not a halt of its own and is left to Delete.
-    async fn watch(&self, hangup: Arc<Notify>) {
-        let (client, name) = (&self.client, &self.name);
+    /// publishes the exit. With auto-close, an RTOS that halted by itself has
+    /// its micad client removed (`rm`) before the exit is published instead of
+    /// at Delete (a stop by Kill is left to Delete), and once `due` fires the
+    /// RTOS is closed: `rm`, exit 0, as upstream does.
+    async fn watch(&self, hangup: Arc<Notify>, due: &Notify) {
+        let name = &self.name;
+        let mut closing = false;
         loop {
             let mut l = self.life.lock().await;
             if l.exit.is_some() {
                 return;
             }
-            let code = match client.status(name).await {
-                Ok(st) if halted(st.state) => {
-                    let code = match st.state {
-                        ClientState::Error => 1,
-                        _ => halt_code(client.socket_dir(), name),
-                    };
-                    tracing::info!(id = %name, state = %st.state, code, "RTOS halted");
-                    if self.auto_close {
-                        match client.rm(name).await {
-                            Ok(()) => tracing::info!(id = %name, "auto_close: removed the micad client of the halted RTOS"),
-                            Err(e) => tracing::warn!(id = %name, error = %e, "auto_close: could not remove the micad client; Delete will try again"),
-                        }
-                    }
-                    Some(code)
-                }
-                Ok(_) => None,
-                Err(e @ (MicadError::NoSuchClient { .. } | MicadError::NotRunning { .. })) => {
-                    tracing::error!(id = %name, error = %e, code = LOST_CLIENT_EXIT,
-                        "micad no longer has this RTOS client (micad restarted or the client was removed behind our back); ending the task");
-                    Some(LOST_CLIENT_EXIT)
-                }
-                Err(e) => {
-                    tracing::warn!(id = %name, error = %e, "status poll failed; trying again");
-                    None
-                }
-            };
+            let code = if closing { self.close().await } else { self.poll().await };
             if let Some(code) = code {
                 l.exit = Some(code);
                 drop(l);
@@ -192,6 +197,75 @@ impl Follower {
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}
                 _ = hangup.notified() => tracing::info!(id = %name, "RTOS console hung up; asking micad now"),
+                _ = due.notified() => closing = true,
+            }
+            if closing {
+                tracing::info!(id = %name, timeout = ?self.auto_close.unwrap_or_default(), "auto_close: no console client for the timeout; closing the RTOS");
+            }
+        }
+    }
+
+    /// One `status`: the exit code once the RTOS halted or micad lost it.
+    async fn poll(&self) -> Option<i32> {
+        let (client, name) = (&self.client, &self.name);
+        match client.status(name).await {
+            Ok(st) if halted(st.state) => {
+                let code = match st.state {
+                    ClientState::Error => 1,
+                    _ => halt_code(client.socket_dir(), name),
+                };
+                tracing::info!(id = %name, state = %st.state, code, "RTOS halted");
+                if self.auto_close.is_some() {
+                    match client.rm(name).await {
+                        Ok(()) => tracing::info!(id = %name, "auto_close: removed the micad client of the halted RTOS"),
+                        Err(e) => tracing::warn!(id = %name, error = %e, "auto_close: could not remove the micad client; Delete will try again"),
+                    }
+                }
+                Some(code)
+            }
+            Ok(_) => None,
+            Err(e @ (MicadError::NoSuchClient { .. } | MicadError::NotRunning { .. })) => {
+                tracing::error!(id = %name, error = %e, code = LOST_CLIENT_EXIT,
+                    "micad no longer has this RTOS client (micad restarted or the client was removed behind our back); ending the task");
+                Some(LOST_CLIENT_EXIT)
+            }
+            Err(e) => {
+                tracing::warn!(id = %name, error = %e, "status poll failed; trying again");
+                None
+            }
+        }
+    }
+
+    /// Auto-close: removes the client, which stops the RTOS (upstream's close
+    /// is micad's `rm`); exit 0 as upstream reports. None (tried again at the
+    /// next interval) when micad refuses.
+    async fn close(&self) -> Option<i32> {
+        match self.client.rm(&self.name).await {
+            Ok(()) | Err(MicadError::NoSuchClient { .. }) => Some(0),
+            Err(e) => {
+                tracing::warn!(id = %self.name, error = %e, "auto_close: could not remove the RTOS client; trying again");
+                None
+            }
+        }
+    }
+}
+
+/// Fires `due` once auto-close's timeout has passed with no console client
+/// (`clients` false: no stdin, the last writer of the stdin fifo gone, or
+/// stdin closed); a client coming back stops the count.
+async fn unattended(after: Duration, mut clients: watch::Receiver<bool>, due: Arc<Notify>, name: String) {
+    loop {
+        // An error means the stdin copy is gone, and with it every client.
+        let _ = clients.wait_for(|attached| !attached).await;
+        tracing::info!(id = %name, timeout = ?after, "auto_close: no console client; counting");
+        tokio::select! {
+            _ = tokio::time::sleep(after) => {
+                due.notify_one();
+                return;
+            }
+            // Disabled when the copy is gone: no client can come back then.
+            Ok(_) = clients.wait_for(|attached| *attached) => {
+                tracing::info!(id = %name, timeout = ?after, "auto_close: a console client is back; not counting");
             }
         }
     }
