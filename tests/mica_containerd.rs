@@ -260,6 +260,12 @@ fn console_hangup_ends_the_task_without_waiting_for_the_next_poll() {
     let id = unique_id("rtos-hangup");
     run_detached_cat(&env, &sim, &id, &[]);
     assert_eq!(env.task_status(&id).as_deref(), Some("RUNNING"));
+    // Start answers before the RTOS announces its console: wait for the attach.
+    assert!(
+        wait_until(Duration::from_secs(10), || common::leftovers::shim_logged(&env, "RTOS console attached", &id)),
+        "console never attached: {}",
+        common::leftovers::log_tail(&env, &id)
+    );
     sim.stop();
     assert!(
         wait_until(Duration::from_secs(10), || env.task_status(&id).as_deref() == Some("STOPPED")),

@@ -400,3 +400,54 @@ fn xen_create_without_memory_vcpus_or_ped_cfg_fails_silently() {
     }
     assert_eq!(sim.create(&create_msg(b"ok", "/bin/true", "xen", "0")), "MICA-SUCCESS");
 }
+
+/// Every control request in each state a client passes through (bare metal),
+/// with micad's reply bytes: socket_listener.c client_ctrl_handler (305-395:
+/// start runs mica_start and registers tty, rpc and umt; stop runs mica_stop
+/// and always succeeds; rm runs mica_remove; set goes to mica_set, which has
+/// no pedestal ops on bare metal; gdb without debug says so at 273-274;
+/// anything else is "Invalid command: <msg>" at 381); mica.c mica_start
+/// (26-52), mica_stop (54-70), mica_remove (72-87, stops a running client
+/// first); a second start fails without text, as remoteproc's load refuses a
+/// client that is not Offline.
+#[test]
+fn every_request_in_every_state() {
+    let sim = Sim::start("baremetal");
+    let ok = "MICA-SUCCESS";
+    let no_gdb = "The elf file does not support debugging\nMICA-FAILED";
+    let offline = line("m", "0", "Offline") + ok;
+    let link = sim.dir.path().join("dev/ttyRPMSG_m_0");
+    // The tty is listed once the RTOS announced it, a moment after start.
+    let running = || {
+        wait_for(|| link.exists() && sim.ask("m", "status").contains("rpmsg-tty("), "tty announced");
+        format!("{}rpmsg-tty({}) rpmsg-rpc rpmsg-umt {ok}", line("m", "0", "Running"), link.display())
+    };
+    assert_eq!(sim.create(&create_msg(b"m", "/bin/cat", "", "0")), ok);
+    // Offline, just created.
+    assert_eq!(sim.ask("m", "status"), offline);
+    assert_eq!(sim.ask("m", "set memory 64"), "MICA-FAILED");
+    assert_eq!(sim.ask("m", "gdb"), no_gdb);
+    assert_eq!(sim.ask("m", "pause"), "Invalid command: pauseMICA-FAILED");
+    assert_eq!(sim.ask("m", "stop"), ok, "stop of an Offline client");
+    assert_eq!(sim.ask("m", "status"), offline);
+    // Running.
+    assert_eq!(sim.ask("m", "start"), ok);
+    let up = running();
+    assert_eq!(sim.ask("m", "status"), up);
+    assert_eq!(sim.ask("m", "start"), "MICA-FAILED", "start of a Running client");
+    assert_eq!(sim.ask("m", "status"), up, "a refused start leaves it Running");
+    assert_eq!(sim.ask("m", "set memory 64"), "MICA-FAILED");
+    assert_eq!(sim.ask("m", "gdb"), no_gdb);
+    assert_eq!(sim.ask("m", "resume"), "Invalid command: resumeMICA-FAILED");
+    // Offline again after stop: services gone, link gone, and it starts again.
+    assert_eq!(sim.ask("m", "stop"), ok);
+    assert_eq!(sim.ask("m", "status"), offline);
+    assert!(!link.exists(), "tty link left after stop");
+    assert_eq!(sim.ask("m", "start"), ok, "start after stop");
+    let up = running();
+    assert_eq!(sim.ask("m", "status"), up);
+    // rm of a Running client stops it first, replies, then unlinks the socket.
+    assert_eq!(sim.ask("m", "rm"), ok);
+    wait_for(|| !sim.sock("m").exists(), "socket unlinked after rm");
+    assert!(!link.exists(), "tty link left after rm");
+}
