@@ -188,11 +188,9 @@ impl IoCopy {
                 tokio::spawn(copy_stdin(fifo, PtyWriter(master.clone()), rx));
             }
             (false, Some(clients)) => {
-                // Read-only: the last writer leaving shows as end of file.
-                let fifo = pipe::OpenOptions::new().open_receiver(&paths.stdin)?;
                 let (tx, rx) = oneshot::channel();
                 io.stdin_close = Some(tx);
-                tokio::spawn(copy_stdin_tracking(fifo, PtyWriter(master.clone()), rx, clients));
+                tokio::spawn(copy_stdin_tracking(paths.stdin.clone(), PtyWriter(master.clone()), rx, clients));
             }
         }
         // With no stdout the console is read all the same, into nothing: the
@@ -315,54 +313,81 @@ async fn copy_out<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(mut from: R, mut 
 const CLIENT_PROBE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Stdin of a console whose client may leave and come back (`ctr run -d`
-/// then `ctr task attach`). The fifo is read-only, so the last writer closing
-/// it reads as end of file: `clients` turns false, and since a fifo with no
-/// writer stays readable (at end of file) the fifo is then probed every
-/// `CLIENT_PROBE` until a read waits or returns data, i.e. a writer is back.
-/// (A fifo polls as hung up only for writers that came after its reader.)
-/// CloseIO ends the copy, and with it every client.
+/// then `ctr task attach`, nerdctl's detach and attach). The fifo is read
+/// read-only, so the last writer leaving reads as end of file: `clients`
+/// turns false, and the fifo is checked every `CLIENT_PROBE` (a read that
+/// waits means a writer is back). Two kernel and tokio facts shape it: a
+/// fifo opened read-only while no writer has it polls as hung up only for
+/// writers that come later, and tokio keeps a hang-up it saw for good (every
+/// later poll is ready). So each time a writer is back the fifo is opened
+/// anew while that writer has it, and the first look at each opening is a
+/// plain read. CloseIO ends the copy, and with it every client.
 async fn copy_stdin_tracking<W: AsyncWrite + Unpin>(
-    fifo: pipe::Receiver,
+    path: String,
     mut to: W,
     mut close: oneshot::Receiver<()>,
     clients: watch::Sender<bool>,
 ) {
     let mut buf = vec![0u8; 8192];
-    let mut attached = true;
-    // A fifo whose writers left before it was opened reads as end of file
-    // but never polls as hung up: the first look is a read.
-    let mut first = true;
-    loop {
-        let got = if std::mem::take(&mut first) {
-            read_now(&fifo, &mut buf)
+    let mut fifo = match pipe::OpenOptions::new().open_receiver(&path) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(path, error = %e, "console stdin: cannot open the fifo; no input reaches the RTOS");
+            None
+        }
+    };
+    // `fresh`: this opening was not read yet. `stale`: it was opened with no
+    // writer, or tokio saw its hang-up; it must be opened anew before its
+    // readiness can be waited on.
+    let (mut fresh, mut stale) = (true, false);
+    while let Some(f) = &fifo {
+        let attached = *clients.borrow();
+        let got = if fresh {
+            read_now(f, &mut buf)
         } else if attached {
             tokio::select! {
-                r = async { fifo.readable().await?; fifo.try_read(&mut buf) } => r,
+                r = async { f.readable().await?; f.try_read(&mut buf) } => r,
                 _ = &mut close => break,
             }
         } else {
             tokio::select! {
-                _ = tokio::time::sleep(CLIENT_PROBE) => read_now(&fifo, &mut buf),
+                _ = tokio::time::sleep(CLIENT_PROBE) => read_now(f, &mut buf),
                 _ = &mut close => break,
             }
         };
         match got {
-            Ok(0) => attached = false,
+            Ok(0) => {
+                stale |= fresh || attached;
+                clients.send_if_modified(|c| std::mem::replace(c, false));
+            }
             Ok(n) => {
-                attached = true;
+                clients.send_if_modified(|c| !std::mem::replace(c, true));
                 if to.write_all(&buf[..n]).await.is_err() {
                     break;
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => attached = true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                clients.send_if_modified(|c| !std::mem::replace(c, true));
+            }
             Err(_) => break,
         }
-        clients.send_if_modified(|c| std::mem::replace(c, attached) != attached);
+        let writer_seen = *clients.borrow();
+        if std::mem::take(&mut fresh) && writer_seen {
+            stale = false;
+        }
+        if writer_seen && stale {
+            // A writer is back: an opening made while it has the fifo polls
+            // as hung up when it leaves.
+            fifo = pipe::OpenOptions::new().open_receiver(&path).ok();
+            fresh = true;
+        }
     }
     // Deliver what the client wrote before it asked us to close.
-    while let Ok(n) = fifo.try_read(&mut buf) {
-        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
-            break;
+    if let Some(f) = &fifo {
+        while let Ok(n) = read_now(f, &mut buf) {
+            if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
         }
     }
     clients.send_replace(false);

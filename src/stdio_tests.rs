@@ -112,3 +112,57 @@ async fn console_output_reaches_a_file_and_a_logging_binary() {
     }
     assert!(std::fs::read_to_string(&logged).unwrap().starts_with("ns1/c1 opt"));
 }
+
+/// An RTOS console's stdin: a writer that leaves is seen (clients false), a
+/// new writer is seen again and what it writes arrives, as `ctr run -d` then
+/// `ctr task attach` (or nerdctl's detach and attach) do with the fifo.
+#[tokio::test]
+async fn tracked_stdin_sees_writers_leave_and_come_back() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stdin");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let writer = || std::fs::OpenOptions::new().write(true).custom_flags(nix::libc::O_NONBLOCK).open(&path);
+    let mut first = writer().unwrap_err_or_open_after_reader();
+    let first_missing = first.is_none();
+    let (mut sink_r, sink_w) = tokio::net::UnixStream::pair().unwrap();
+    let (clients, mut seen) = watch::channel(true);
+    let (_close, close_rx) = oneshot::channel();
+    let copy = tokio::spawn(copy_stdin_tracking(path.display().to_string(), sink_w, close_rx, clients));
+    // The copy has the fifo open once a non-blocking writer can open it.
+    tokio::time::timeout(std::time::Duration::from_secs(5), seen.wait_for(|c| !c)).await.expect("no writer yet: clients false").unwrap();
+    let mut buf = [0u8; 64];
+    let bound = std::time::Duration::from_secs(5);
+
+    assert!(first_missing);
+    let w1 = first.get_or_insert_with(|| writer().unwrap());
+    tokio::time::timeout(bound, seen.wait_for(|c| *c)).await.expect("the first writer was not seen").unwrap();
+    w1.write_all(b"one").unwrap();
+    let n = tokio::time::timeout(bound, sink_r.read(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(&buf[..n], b"one");
+    drop(first.take());
+    tokio::time::timeout(bound, seen.wait_for(|c| !c)).await.expect("the writer's leave was not seen").unwrap();
+
+    let mut w2 = writer().unwrap();
+    tokio::time::timeout(bound, seen.wait_for(|c| *c)).await.expect("the new writer was not seen").unwrap();
+    w2.write_all(b"two").unwrap();
+    let n = tokio::time::timeout(bound, sink_r.read(&mut buf)).await.expect("what the new writer wrote never arrived").unwrap();
+    assert_eq!(&buf[..n], b"two");
+    drop(w2);
+    tokio::time::timeout(bound, seen.wait_for(|c| !c)).await.expect("the second leave was not seen").unwrap();
+    copy.abort();
+}
+
+trait OpenAfterReader {
+    fn unwrap_err_or_open_after_reader(self) -> Option<std::fs::File>;
+}
+
+/// A non-blocking writer cannot open a fifo before its reader (ENXIO).
+impl OpenAfterReader for std::io::Result<std::fs::File> {
+    fn unwrap_err_or_open_after_reader(self) -> Option<std::fs::File> {
+        assert_eq!(self.unwrap_err().raw_os_error(), Some(nix::libc::ENXIO));
+        None
+    }
+}
