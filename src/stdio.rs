@@ -176,11 +176,8 @@ impl IoCopy {
         }
         let sink = console_sink(&paths.stdout, id, namespace).await?;
         match (paths.stdin.is_empty(), clients) {
-            (true, clients) => {
-                if let Some(c) = clients {
-                    c.send_replace(false);
-                }
-            }
+            // No stdin: the caller's channel already says no client.
+            (true, _) => {}
             (false, None) => {
                 let fifo = pipe::OpenOptions::new().read_write(true).open_receiver(&paths.stdin)?;
                 let (tx, rx) = oneshot::channel();
@@ -382,13 +379,8 @@ async fn copy_stdin_tracking<W: AsyncWrite + Unpin>(
             fresh = true;
         }
     }
-    // Deliver what the client wrote before it asked us to close.
     if let Some(f) = &fifo {
-        while let Ok(n) = read_now(f, &mut buf) {
-            if n == 0 || to.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-        }
+        deliver_rest(f, &mut buf, &mut to).await;
     }
     clients.send_replace(false);
     let _ = to.shutdown().await;
@@ -401,6 +393,15 @@ fn read_now(fifo: &pipe::Receiver, buf: &mut [u8]) -> std::io::Result<usize> {
     nix::unistd::read(fifo.as_fd(), buf).map_err(std::io::Error::from)
 }
 
+/// Delivers what the client wrote before it asked us to close stdin.
+async fn deliver_rest<W: AsyncWrite + Unpin>(fifo: &pipe::Receiver, buf: &mut [u8], to: &mut W) {
+    while let Ok(n) = read_now(fifo, buf) {
+        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+}
+
 async fn copy_stdin<W: AsyncWrite + Unpin>(mut fifo: pipe::Receiver, mut to: W, mut close: oneshot::Receiver<()>) {
     let mut buf = vec![0u8; 8192];
     loop {
@@ -410,10 +411,7 @@ async fn copy_stdin<W: AsyncWrite + Unpin>(mut fifo: pipe::Receiver, mut to: W, 
                 Ok(n) => if to.write_all(&buf[..n]).await.is_err() { return },
             },
             _ = &mut close => {
-                // Deliver what the client wrote before it asked us to close.
-                while let Ok(n) = fifo.try_read(&mut buf) {
-                    if n == 0 || to.write_all(&buf[..n]).await.is_err() { break }
-                }
+                deliver_rest(&fifo, &mut buf, &mut to).await;
                 break;
             }
         }
