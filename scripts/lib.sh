@@ -527,6 +527,13 @@ micrun_build_busybox_image() {
     micrun_busybox_root "$root"
     printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
     printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+    # Names an image may hold that the RTOS firmware lookup must resolve inside
+    # the rootfs or refuse (tests/mica_firmware_paths.rs): an absolute link, an
+    # absolute link to a file only the host has, a FIFO.
+    mkdir -p "$root/firmware-paths"
+    ln -s /bin/busybox "$root/firmware-paths/absolute-link"
+    ln -s /usr/bin/env "$root/firmware-paths/host-only-link"
+    mkfifo "$root/firmware-paths/fifo"
 
     micrun__pack_image "$root" "$work" "$out" "$ref" "micrun scripts/lib.sh: static busybox" "$cmd" || return 1
     rm -rf "$work"
