@@ -24,9 +24,15 @@ pub struct ContainerState {
 }
 
 impl ContainerState {
+    /// Written whole then renamed, so a crash leaves the old state or the new;
+    /// readable by root only, as it names mounts and processes to clean up.
     pub fn save(&self, bundle: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let tmp = bundle.join(format!(".{FILE}"));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(self)?)?;
         std::fs::rename(tmp, bundle.join(FILE))
     }
 
@@ -43,7 +49,51 @@ impl ContainerState {
     }
 }
 
+/// Creates `dir` and its missing parents for root's eyes only (0700): what the
+/// shim keeps there (firmware copies, runtime state, console sockets) is
+/// nobody else's to read or connect to.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
 /// Our private directory for a container: `<state_root>/<namespace>/containers/<id>`.
 pub fn work_dir(state_root: &Path, namespace: &str, id: &str) -> PathBuf {
     state_root.join(namespace).join("containers").join(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn state_and_work_dirs_are_roots_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = work_dir(tmp.path(), "ns", "c1");
+        private_dir(&work).unwrap();
+        for d in [tmp.path().join("ns"), tmp.path().join("ns/containers"), work.clone()] {
+            assert_eq!(mode(&d), 0o700, "{}", d.display());
+        }
+        let st = ContainerState {
+            id: "c1".into(),
+            namespace: "ns".into(),
+            decision: crate::router::Decision { route: crate::router::Route::Mica, reason: "test".into() },
+            pid: 1,
+            work_dir: work,
+            mounted_rootfs: None,
+            leftovers: Leftovers::default(),
+        };
+        st.save(tmp.path()).unwrap();
+        // A second save replaces the first, a stale temporary file included.
+        std::fs::write(tmp.path().join(format!(".{FILE}")), b"stale").unwrap();
+        st.save(tmp.path()).unwrap();
+        assert_eq!(mode(&tmp.path().join(FILE)), 0o600);
+        assert_eq!(ContainerState::load(tmp.path()).unwrap(), Some(st));
+    }
 }

@@ -193,7 +193,7 @@ pub async fn create(
     let stdio = StdioPaths { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
     let io = crate::stdio::io_slot();
     let made = async {
-        std::fs::create_dir_all(&work_dir).map_err(|e| Error::failed(&format!("create {}", work_dir.display()), e))?;
+        state::private_dir(&work_dir).map_err(|e| Error::failed(&format!("create {}", work_dir.display()), e))?;
         let ctx = CreateContext {
             id: &req.id,
             namespace,

@@ -20,7 +20,7 @@ pub struct Listener {
 impl Listener {
     /// Binds a fresh socket in `dir` (kept short: socket paths are limited to 108 bytes).
     pub async fn bind(dir: &Path) -> Result<Listener> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::failed("create console socket dir", e))?;
+        crate::state::private_dir(dir).map_err(|e| Error::failed("create console socket dir", e))?;
         let path = dir.join(format!("pty-{}-{}.sock", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).map_err(|e| Error::failed(&format!("bind {}", path.display()), e))?;

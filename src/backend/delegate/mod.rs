@@ -108,7 +108,7 @@ async fn create(ctx: &CreateContext<'_>, name: &str) -> Result<DelegateContainer
     let profile = Profile::load(name, &cfg.profile_dir).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let binary = profile.find_binary(&profile::search_path()).map_err(|e| Error::FailedPrecondition(e.to_string()))?;
     let root = root_dir(&ctx.config.state_root, ctx.namespace, name);
-    std::fs::create_dir_all(&root).map_err(|e| Error::failed(&format!("create {}", root.display()), e))?;
+    crate::state::private_dir(&root).map_err(|e| Error::failed(&format!("create {}", root.display()), e))?;
     let cli = Cli {
         profile,
         binary,
