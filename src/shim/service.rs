@@ -251,11 +251,15 @@ impl Service {
                 instance.delete().await?;
                 // What the process wrote reaches containerd before Delete returns.
                 io.lock().await.drain(DRAIN_BOUND).await;
-                let (c, next) = {
+                let (c, next, left) = {
                     let mut map = self.containers.lock().await;
                     let c = map.remove(&req.id);
-                    (c, map.values().next().map(|o| (o.id.clone(), o.bundle.clone())))
+                    (c, map.values().next().map(|o| (o.id.clone(), o.bundle.clone())), map.len())
                 };
+                // The runtime's live tasks: a count that only grows across
+                // lifecycles is a task that never ends (bench/churn.sh reads it).
+                let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+                tracing::info!(id = %req.id, containers_left = left, runtime_tasks = tasks, heap_bytes = heap_in_use().unwrap_or(0), "deleted");
                 if let Some(c) = c {
                     container::unmount(c.mounted_rootfs.as_deref());
                     ContainerState::remove(&c.bundle);
@@ -431,4 +435,17 @@ impl Service {
         }
         Ok(Empty::new())
     }
+}
+
+/// Bytes the allocator has handed out and not had back (glibc: every arena),
+/// for leak counts in bench/churn.sh; RSS alone mixes leaks with fragmentation.
+fn heap_in_use() -> Option<u64> {
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's counters.
+        let info = unsafe { nix::libc::mallinfo2() };
+        Some(info.uordblks as u64)
+    }
+    #[cfg(not(target_env = "gnu"))]
+    None
 }
