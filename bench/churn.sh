@@ -36,7 +36,7 @@ cd "$REPO"
 CYCLES="${1:-1000}"
 WARMUP="${CHURN_WARMUP:-20}"
 RSS_BOUND_KB="${CHURN_RSS_BOUND_KB:-64}"
-NS=micrun-churn
+NS="${CHURN_NS:-micrun-churn}"
 GROUP_KEY=io.containerd.mica.v2.group
 OS_KEY=org.openeuler.micran.container.os=zephyr
 DEMO_IMG=localhost/micrun-churn/demo-rtos:1
@@ -150,6 +150,12 @@ snapshot() {
     awk '/^Rss:/ { print "shim_rss_kb=" $2 } /^Pss:/ { print "shim_pss_kb=" $2 }' /proc/"$shim"/smaps_rollup
     awk '/^Threads:/ { print "shim_threads=" $2 }' /proc/"$shim"/status
     echo "shim_children=$(ps -o pid= --ppid "$shim" | wc -l)"
+    # The shim logs its runtime's live tasks at each Delete; the last Delete
+    # of a container of the long-lived group tells that shim's count.
+    local deleted
+    deleted=$(grep -a ' deleted id=churn-[0-9warm-]*-\(linux\|rtos\|console\) ' "$WORK/containerd.log" | tail -n 1)
+    echo "shim_runtime_tasks=$(sed -n 's/.* runtime_tasks=\([0-9]*\).*/\1/p' <<<"$deleted")"
+    echo "shim_heap_bytes=$(sed -n 's/.* heap_bytes=\([0-9]*\).*/\1/p' <<<"$deleted")"
     cpid=$(cat "$WORK/containerd.pid")
     spid=$(cat "$SIM_DIR/sim.pid")
     local pids shims

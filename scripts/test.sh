@@ -129,6 +129,24 @@ if [[ ${MICRUN_CONFORMANCE:-} == 1 || (-z ${MICRUN_CONFORMANCE:-} && -z ${MICRUN
     fi
 fi
 
+# Reliability: 200 lifecycles with nothing left growing (bench/churn.sh), and
+# every fuzz target for 60 s (scripts/fuzz.sh): with the full matrix only, or
+# when MICRUN_RELIABILITY=1.
+if [[ ${MICRUN_RELIABILITY:-} == 1 || (-z ${MICRUN_RELIABILITY:-} && -z ${MICRUN_CONTAINERD:-} && $# -eq 0) ]]; then
+    micrun_log "=== churn: 200 lifecycles (bench/churn.sh 200) ==="
+    set +e
+    BENCH_NO_BUILD=1 bash "$MICRUN_REPO/bench/churn.sh" 200 2>&1 | tee "$out"
+    status=${PIPESTATUS[0]}
+    set -e
+    counts=$(grep -a '^churn: [0-9]* cycles' "$out" | tail -n 1)
+    if ((status == 0)); then
+        summary+=("${counts:-churn: no counts printed}: ok")
+    else
+        summary+=("${counts:-churn: no counts printed}: FAILED (exit $status; the GREW lines above)")
+        rc=1
+    fi
+fi
+
 for line in "${summary[@]}"; do
     echo "$line"
 done
