@@ -50,6 +50,14 @@ enum Command {
         pedestal: Pedestal,
         #[arg(long, default_value = "/var/run/micad.pid")]
         pid_file: PathBuf,
+        /// Test fault: hold every <request> (create, start, stop, rm, status, set,
+        /// gdb) this many ms before handling it, e.g. `--delay start=3000`. Repeatable.
+        #[arg(long, value_name = "REQUEST=MS", value_parser = micrun::sim::faults::parse_delay)]
+        delay: Vec<(String, std::time::Duration)>,
+        /// Test fault: handle the next <request>, send part of its reply and keep
+        /// the connection open without finishing it (once per request kind). Repeatable.
+        #[arg(long, value_name = "REQUEST", value_parser = micrun::sim::faults::parse_kind)]
+        hang: Vec<String>,
     },
     /// Build RTOS images.
     #[command(subcommand)]
@@ -77,9 +85,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Doctor { config } => doctor(config),
-        Command::Sim { socket_dir, tty_dir, pedestal, pid_file } => {
+        Command::Sim { socket_dir, tty_dir, pedestal, pid_file, delay, hang } => {
             tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
-            let opts = micrun::sim::Options { socket_dir, tty_dir, pedestal, pid_file: Some(pid_file) };
+            let faults = micrun::sim::faults::FaultOptions { delays: delay.into_iter().collect(), hangs: hang.into_iter().collect() };
+            let opts = micrun::sim::Options { socket_dir, tty_dir, pedestal, pid_file: Some(pid_file), faults };
             match micrun::sim::run(opts) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

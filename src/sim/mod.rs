@@ -8,6 +8,7 @@
 
 mod console;
 mod elf;
+pub mod faults;
 mod requests;
 mod rtos;
 mod server;
@@ -30,6 +31,8 @@ pub struct Options {
     /// The one pedestal this simulated machine has.
     pub pedestal: Pedestal,
     pub pid_file: Option<PathBuf>,
+    /// Test-only faults (faults.rs); none by default.
+    pub faults: faults::FaultOptions,
 }
 
 /// State shared by every socket's task. `registry` is locked for the whole of each
@@ -38,6 +41,7 @@ pub(crate) struct Shared {
     opts: Options,
     registry: tokio::sync::Mutex<Registry>,
     live: Arc<Live>,
+    faults: faults::Faults,
 }
 
 #[derive(Default)]

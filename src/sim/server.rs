@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
 use super::requests::{self, After, Answer};
+use super::faults::{self, Faults};
 use super::{Live, Options, Shared};
 use crate::backend::mica::protocol::{CREATE_MSG_LEN, CREATE_SOCKET, FAILED, REQUEST_BUF_LEN, SUCCESS};
 
@@ -29,7 +30,8 @@ impl Simulator {
         wipe_socket_dir(&opts.socket_dir)?;
         std::fs::create_dir_all(&opts.tty_dir).map_err(|e| format!("cannot create {}: {e}", opts.tty_dir.display()))?;
         let create = bind_0600(&opts.socket_dir.join(CREATE_SOCKET))?;
-        let shared = Arc::new(Shared { opts, registry: Default::default(), live: Arc::new(Live::default()) });
+        let faults = Faults::new(&opts.faults);
+        let shared = Arc::new(Shared { opts, registry: Default::default(), live: Arc::new(Live::default()), faults });
         Ok(Simulator { shared, create })
     }
 
@@ -40,6 +42,7 @@ impl Simulator {
             let mut reg = self.shared.registry.lock().await;
             let mut buf = vec![0u8; CREATE_MSG_LEN];
             let Some(n) = recv_once(&mut conn, &mut buf).await else { continue };
+            self.shared.faults.delay("create").await;
             let answer = match requests::create(&self.shared, &reg, &buf[..n]) {
                 Err(answer) => answer,
                 Ok(client) => {
@@ -58,6 +61,10 @@ impl Simulator {
                     }
                 }
             };
+            if self.shared.faults.take_hang("create") {
+                faults::hang(conn, &answer, "create");
+                continue;
+            }
             reply(conn, &answer).await;
         }
     }
@@ -81,9 +88,16 @@ async fn serve_client(shared: Arc<Shared>, name: String, path: PathBuf, listener
         let mut reg = shared.registry.lock().await;
         let mut buf = [0u8; REQUEST_BUF_LEN];
         let Some(n) = recv_once(&mut conn, &mut buf).await else { continue };
+        let kind = faults::control_kind(&buf[..n]);
+        shared.faults.delay(kind).await;
         let (answer, after) = requests::control(&shared, &mut reg, &name, &buf[..n]);
         tracing::debug!(client = %name, request = %String::from_utf8_lossy(&buf[..n]), ok = answer.ok);
-        reply(conn, &answer).await;
+        if shared.faults.take_hang(kind) {
+            drop(reg);
+            faults::hang(conn, &answer, kind);
+        } else {
+            reply(conn, &answer).await;
+        }
         if after == After::Unlink {
             let _ = std::fs::remove_file(&path);
             return;

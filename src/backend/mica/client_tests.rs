@@ -23,6 +23,7 @@ impl InProcessSim {
             tty_dir: dir.path().join("dev"),
             pedestal,
             pid_file: None,
+            faults: Default::default(),
         };
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
