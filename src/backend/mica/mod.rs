@@ -132,7 +132,19 @@ async fn create(ctx: &CreateContext<'_>) -> Result<MicaContainer> {
     msg.encode().map_err(|e| Error::InvalidArgument(format!("micad create message: {e}")))?;
     tracing::info!(id = ctx.id, os = set.os.as_deref().unwrap_or("-"), auto_close = ?set.auto_close, gdb = set.gdb, runtime_debug = set.runtime_debug, pedestal = %pedestal, cpu = %msg.cpu, vcpu = msg.vcpu_num, memory_mib = msg.memory_mib,
         firmware = %fw.in_rootfs, "creating micad client");
-    client.create(&msg).await.map_err(|e| micad_error("create the RTOS client", e))?;
+    if let Err(e) = client.create(&msg).await {
+        if outcome_unknown(&e) {
+            // micad may have created the client before its reply was lost. The
+            // name was free just before, so a client by it now is ours: without
+            // this rm it would outlive the failed Create and refuse the id's reuse.
+            match client.rm(&name).await {
+                Ok(()) => tracing::info!(id = ctx.id, "removed the RTOS client of a create whose reply never came"),
+                Err(rm) if is_gone(&rm) => {}
+                Err(rm) => tracing::warn!(id = ctx.id, error = %rm, "removing the RTOS client of a create whose reply never came"),
+            }
+        }
+        return Err(micad_error("create the RTOS client", e));
+    }
     if let Err(e) = run_create_hooks(&hooks).await {
         // The spec's order after a failed prestart/createRuntime hook: destroy
         // the container, then run poststop.
@@ -208,6 +220,11 @@ fn micad_error(what: &str, e: MicadError) -> Error {
         MicadError::NotRunning { .. } | MicadError::NoSuchClient { .. } => Error::FailedPrecondition(format!("{what}: {e}")),
         _ => Error::Failed(format!("{what}: {e}")),
     }
+}
+
+/// micad may or may not have acted on a request that failed this way.
+fn outcome_unknown(e: &MicadError) -> bool {
+    matches!(e, MicadError::Timeout { .. } | MicadError::Protocol { .. } | MicadError::Io { .. })
 }
 
 fn is_gone(e: &MicadError) -> bool {
