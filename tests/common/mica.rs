@@ -17,6 +17,8 @@ pub struct Sim {
     child: Child,
     dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// `micrun sim` flags beyond the dirs and pedestal (fault knobs).
+    args: Vec<String>,
 }
 
 impl Sim {
@@ -26,15 +28,22 @@ impl Sim {
 
     /// A simulator whose shim config polls micad's `status` every `status_interval_ms`.
     pub fn start_polling_every(env: &Env, pedestal: &str, status_interval_ms: u64) -> Sim {
+        Self::start_with(env, pedestal, &[], &format!("status_interval_ms = {status_interval_ms}\n"))
+    }
+
+    /// A simulator run with extra `micrun sim` flags, and a shim config with
+    /// extra `[mica]` lines.
+    pub fn start_with(env: &Env, pedestal: &str, args: &[&str], mica_config: &str) -> Sim {
         let dir = tempfile::Builder::new().prefix("mrsim").tempdir_in("/tmp").unwrap();
         let (sock, tty) = (dir.path().join("sock"), dir.path().join("tty"));
         std::fs::create_dir_all(&tty).unwrap();
-        let child = Self::spawn(dir.path(), pedestal);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let child = Self::spawn(dir.path(), pedestal, &args);
         let config = env.config_file(
             &format!("sim-{}", child.id()),
-            &format!("[mica]\nsocket_dir = {sock:?}\ntty_dir = {tty:?}\nstatus_interval_ms = {status_interval_ms}\n"),
+            &format!("[mica]\nsocket_dir = {sock:?}\ntty_dir = {tty:?}\n{mica_config}"),
         );
-        Sim { child, dir, config }
+        Sim { child, dir, config, args }
     }
 
     /// Like micad going away: it closes every console pty it held.
@@ -47,10 +56,16 @@ impl Sim {
     pub fn restart(&mut self, pedestal: &str) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
         let _ = self.child.wait();
-        self.child = Self::spawn(self.dir.path(), pedestal);
+        self.child = Self::spawn(self.dir.path(), pedestal, &self.args);
     }
 
-    fn spawn(dir: &Path, pedestal: &str) -> Child {
+    /// Like `restart`, the new simulator run with `args` (no fault knobs: `&[]`).
+    pub fn restart_with(&mut self, pedestal: &str, args: &[&str]) {
+        self.args = args.iter().map(|a| a.to_string()).collect();
+        self.restart(pedestal);
+    }
+
+    fn spawn(dir: &Path, pedestal: &str, args: &[String]) -> Child {
         let (sock, tty) = (dir.join("sock"), dir.join("tty"));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("sim.log")).unwrap();
         let _ = std::fs::remove_file(sock.join("mica-create.socket"));
@@ -61,6 +76,7 @@ impl Sim {
             .arg(&tty)
             .arg("--pid-file")
             .arg(dir.join("sim.pid"))
+            .args(args)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
