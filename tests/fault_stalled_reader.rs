@@ -42,8 +42,17 @@ fn unread(child: &Child) -> i32 {
 /// is full, i.e. once the stall reaches back to containerd's fifo.
 fn stalled_ctr(env: &Env, args: &[&str]) -> Child {
     let child = env.ctr_command(300).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn ctr");
-    // Linux pipes hold 64 KiB by default; most of it full means ctr is blocked.
-    assert!(wait_until(Duration::from_secs(20), || unread(&child) >= 60_000), "ctr's stdout never filled: {} bytes", unread(&child));
+    // A pipe holds up to 64 KiB, less when writes straddle its pages: full is
+    // tens of KiB unread that stop growing while the writer runs on.
+    let mut last = -1;
+    let full = wait_until(Duration::from_secs(20), || {
+        let n = unread(&child);
+        let still = n >= 32 * 1024 && n == last;
+        last = n;
+        std::thread::sleep(Duration::from_millis(500));
+        still
+    });
+    assert!(full, "ctr's stdout never filled: {} bytes", unread(&child));
     // Let the fifo behind ctr fill as well.
     std::thread::sleep(Duration::from_secs(1));
     child
