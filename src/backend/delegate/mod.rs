@@ -324,11 +324,14 @@ impl Instance for DelegateContainer {
     }
 
     async fn delete(&self) -> Result<()> {
-        let r = self.cli.simple(&["delete", "--force", &self.id]).await;
-        let _ = std::fs::remove_dir_all(&self.work);
-        match r {
+        match self.cli.simple(&["delete", "--force", &self.id]).await {
+            // The work dir stays: it holds the runtime's --log file, without
+            // which the runtime refuses every retried delete.
             Err(e) if !cli::is_gone(&e) => Err(e),
-            _ => Ok(()),
+            _ => {
+                let _ = std::fs::remove_dir_all(&self.work);
+                Ok(())
+            }
         }
     }
 
