@@ -9,6 +9,7 @@ pub mod cgroups;
 pub mod containerd;
 pub mod delegates;
 pub mod events;
+pub mod faults;
 pub mod firmware;
 pub mod leftovers;
 pub mod procs;
