@@ -76,6 +76,12 @@ pub trait Backend: Send + Sync {
         true
     }
     async fn create(&self, ctx: &CreateContext<'_>) -> Result<Arc<dyn Instance>>;
+    /// The record `cleanup` needs if the shim dies while `create` runs, known
+    /// before `create` acts (the runtime may hold the container before `create`
+    /// returns). None: the backend holds nothing `cleanup` could undo.
+    fn planned_record(&self, _ctx: &CreateContext<'_>) -> Result<Option<serde_json::Value>> {
+        Ok(None)
+    }
     /// Removes what a container held, knowing only its record (`shim delete`
     /// after the shim died).
     async fn cleanup(&self, record: serde_json::Value, bundle: &Path, id: &str) -> Result<()>;

@@ -207,16 +207,23 @@ pub async fn create(
             notices,
             io: io.clone(),
         };
-        let instance = backend.create(&ctx).await?;
-        let st = ContainerState {
+        // Saved before the backend acts: a shim killed inside create (the
+        // runtime may already hold the container) leaves `shim delete` the
+        // work dir, the mount and the runtime's container to undo.
+        let planned = backend.planned_record(&ctx)?;
+        let mut st = ContainerState {
             id: req.id.clone(),
             namespace: namespace.into(),
             decision: decision.clone(),
-            pid: instance.pid(),
+            pid: 0,
             work_dir: work_dir.clone(),
             mounted_rootfs: mounted_rootfs.clone(),
-            leftovers: backend::Leftovers::of(backend.name(), instance.record()),
+            leftovers: planned.map(|r| backend::Leftovers::of(backend.name(), r)).unwrap_or_default(),
         };
+        st.save(&bundle).map_err(|e| Error::failed("save container state", e))?;
+        let instance = backend.create(&ctx).await?;
+        st.pid = instance.pid();
+        st.leftovers = backend::Leftovers::of(backend.name(), instance.record());
         if let Err(e) = st.save(&bundle) {
             let _ = instance.delete().await;
             return Err(Error::failed("save container state", e));

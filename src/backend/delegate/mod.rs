@@ -96,6 +96,11 @@ impl Backend for DelegateBackend {
         Ok(Arc::new(create(ctx, name).await?))
     }
 
+    fn planned_record(&self, ctx: &CreateContext<'_>) -> Result<Option<serde_json::Value>> {
+        let Route::Delegate(name) = &ctx.decision.route else { return Ok(None) };
+        Ok(Some(record_of(&cli_for(ctx, name)?)))
+    }
+
     async fn cleanup(&self, record: serde_json::Value, _bundle: &Path, id: &str) -> Result<()> {
         let left: DelegateRecord =
             serde_json::from_value(record).map_err(|e| Error::failed("read the delegate's record in the container state", e))?;
@@ -103,19 +108,36 @@ impl Backend for DelegateBackend {
     }
 }
 
-async fn create(ctx: &CreateContext<'_>, name: &str) -> Result<DelegateContainer> {
+/// The runtime CLI the delegate `name` runs for this container.
+fn cli_for(ctx: &CreateContext<'_>, name: &str) -> Result<Cli> {
     let cfg = &ctx.config.delegate;
     let profile = Profile::load(name, &cfg.profile_dir).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let binary = profile.find_binary(&profile::search_path()).map_err(|e| Error::FailedPrecondition(e.to_string()))?;
-    let root = root_dir(&ctx.config.state_root, ctx.namespace, name);
-    crate::state::private_dir(&root).map_err(|e| Error::failed(&format!("create {}", root.display()), e))?;
-    let cli = Cli {
+    Ok(Cli {
         profile,
         binary,
-        root,
+        root: root_dir(&ctx.config.state_root, ctx.namespace, name),
         log: ctx.work_dir.join("log.json"),
         systemd_cgroup: wants_systemd_cgroup(cfg.systemd_cgroup, ctx.spec, cgroup::systemd_booted()),
-    };
+    })
+}
+
+fn record_of(cli: &Cli) -> serde_json::Value {
+    serde_json::to_value(DelegateRecord {
+        name: cli.profile.name.clone(),
+        binary: cli.binary.clone(),
+        root: cli.root.clone(),
+        systemd_cgroup: cli.systemd_cgroup,
+        global_args: cli.profile.global_args.clone(),
+        sealed_exec: cli.profile.sealed_exec,
+    })
+    .expect("a delegate record is plain data")
+}
+
+async fn create(ctx: &CreateContext<'_>, name: &str) -> Result<DelegateContainer> {
+    let cli = cli_for(ctx, name)?;
+    let root = &cli.root;
+    crate::state::private_dir(root).map_err(|e| Error::failed(&format!("create {}", root.display()), e))?;
     tracing::info!(id = ctx.id, delegate = name, binary = %cli.binary.display(), root = %cli.root.display(),
         systemd_cgroup = cli.systemd_cgroup, "delegate chosen");
 
@@ -235,15 +257,7 @@ impl Instance for DelegateContainer {
     }
 
     fn record(&self) -> serde_json::Value {
-        serde_json::to_value(DelegateRecord {
-            name: self.cli.profile.name.clone(),
-            binary: self.cli.binary.clone(),
-            root: self.cli.root.clone(),
-            systemd_cgroup: self.cli.systemd_cgroup,
-            global_args: self.cli.profile.global_args.clone(),
-            sealed_exec: self.cli.profile.sealed_exec,
-        })
-        .expect("a delegate record is plain data")
+        record_of(&self.cli)
     }
 
     async fn start(&self) -> Result<()> {
