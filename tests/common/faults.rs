@@ -22,8 +22,9 @@ use super::{show, wait_until, Env};
 ///   sleep-after   runs the step, then sleeps
 ///   kill          runs the step, then kill -9 the process it made (the pid
 ///                 in --pid-file, else the container's init from `crun state`)
-/// A sleep ends early once the shim that called it is gone, so no wrapper
-/// outlives a killed shim by more than a moment.
+/// A sleep creates the file `held` as it begins (the step is then held for
+/// sure, its work done for sleep-after), and ends early once the shim that
+/// called it is gone, so no wrapper outlives a killed shim by more than a moment.
 const WRAPPER: &str = r#"#!/bin/sh
 here=$(dirname "$0")
 real=@CRUN@
@@ -39,6 +40,7 @@ for a in "$@"; do
 done
 caller=$PPID
 hold() {
+    : > "$here/held"
     n=0
     while [ "$n" -lt "$(($1 * 5))" ]; do
         [ "$(cut -d' ' -f4 /proc/$$/stat)" = "$caller" ] || return 0
@@ -108,6 +110,7 @@ impl Wrapper {
     /// Arms the fault for the next call of `step`.
     pub fn arm(&self, step: &str, action: &str, secs: u32) {
         let _ = std::fs::remove_file(self.dir.join("fired"));
+        let _ = std::fs::remove_file(self.dir.join("held"));
         std::fs::write(self.dir.join("fault"), format!("{step} {action} {secs}\n")).unwrap();
     }
 
@@ -116,8 +119,9 @@ impl Wrapper {
         self.dir.join("fired").exists()
     }
 
-    pub fn wait_fired(&self, bound: Duration) -> bool {
-        wait_until(bound, || self.fired())
+    /// A sleep-before or sleep-after fault holds its step now.
+    pub fn wait_held(&self, bound: Duration) -> bool {
+        wait_until(bound, || self.dir.join("held").exists())
     }
 
     /// Running copies of the wrapper (one held by a killed shim must end).
@@ -151,14 +155,17 @@ pub fn exits(events: &Events, id: &str) -> BTreeMap<String, usize> {
 
 /// The check every fault test ends with, once the user has removed the task:
 /// containerd reports no task; each process that ran had exactly one
-/// `/tasks/exit` (`ran`: the init as the container id, execs by exec id) and no
-/// other process had any; nothing is left behind (mounts, work dir, micrun.json,
+/// `/tasks/exit` (`ran`: the init as the container id, execs by exec id; a
+/// process named twice had two) and no other process had any; nothing is left behind (mounts, work dir, micrun.json,
 /// delegate state, cgroups, shim process and socket, a wrapper still running);
 /// and the id is reusable: the container record goes, and the same id runs again.
 pub fn assert_consistent(env: &Env, events: &Events, wrapper: &Wrapper, id: &str, ran: &[&str]) {
     assert_eq!(env.task_status(id), None, "containerd still lists task {id} after its removal");
 
-    let want: BTreeMap<String, usize> = ran.iter().map(|p| (p.to_string(), 1)).collect();
+    let mut want: BTreeMap<String, usize> = BTreeMap::new();
+    for p in ran {
+        *want.entry(p.to_string()).or_default() += 1;
+    }
     wait_until(CLEANUP_BOUND, || exits(events, id) == want);
     // a duplicate may trail the first: give it the time to show
     std::thread::sleep(Duration::from_secs(1));
