@@ -27,6 +27,9 @@ use containerd_shim::protos::protobuf::MessageField;
 use tokio::sync::Mutex;
 
 pub use container::{decide, runtime_options, RuntimeOptions};
+/// For the fuzz targets (fuzz/): the pod config decoder is otherwise internal.
+#[doc(hidden)]
+pub use sandbox::PodConfig;
 pub use service::Service;
 
 use crate::annotations::Annotations;

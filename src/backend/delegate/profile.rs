@@ -74,13 +74,19 @@ impl Profile {
                 None => return Err(ProfileError::Unknown { name: name.into(), dir: dir.display().to_string() }),
             },
         };
-        let p: Profile = toml::from_str(&text)
-            .map_err(|e| ProfileError::Invalid { path: origin.clone(), message: e.message().to_string() })?;
+        Profile::parse(name, &text, &origin)
+    }
+
+    /// The checks of `load` on a profile's text, without the file system, so
+    /// the fuzz targets reach them. `name` is the name the file is stored under.
+    pub fn parse(name: &str, text: &str, origin: &str) -> Result<Profile, ProfileError> {
+        let p: Profile = toml::from_str(text)
+            .map_err(|e| ProfileError::Invalid { path: origin.to_string(), message: e.message().to_string() })?;
         if p.name != name {
-            return Err(ProfileError::Invalid { path: origin, message: format!("name = {:?} must equal the file name {name:?}", p.name) });
+            return Err(ProfileError::Invalid { path: origin.to_string(), message: format!("name = {:?} must equal the file name {name:?}", p.name) });
         }
         if p.binary.components().count() > 1 && !p.binary.is_absolute() {
-            return Err(ProfileError::Invalid { path: origin, message: "binary must be a bare name or an absolute path".into() });
+            return Err(ProfileError::Invalid { path: origin.to_string(), message: "binary must be a bare name or an absolute path".into() });
         }
         Ok(p)
     }

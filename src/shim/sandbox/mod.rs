@@ -21,7 +21,7 @@ use containerd_shim::protos::sandbox_async::Sandbox;
 use containerd_shim::protos::ttrpc::{self, r#async::TtrpcContext, Code};
 use tokio::sync::Mutex;
 
-use self::pod_config::PodConfig;
+pub use self::pod_config::PodConfig;
 use self::pod_files::PodFiles;
 use super::service::{timestamp, Service};
 use super::task::status;
