@@ -78,15 +78,16 @@ pub struct StatusLine {
 }
 
 impl StatusLine {
-    /// The line exactly as micad prints it (no newline).
+    /// The line exactly as micad prints it (no newline). printf's `%-30s` pads
+    /// to 30 bytes, while Rust's `{:<30}` pads to 30 characters: a non-ASCII
+    /// name or cpu list would move the state column and no longer parse back.
     pub fn format(&self) -> String {
-        format!(
-            "{:<NAME_COL$}{:<CPU_COL$}{:<STATE_COL$}{}",
-            self.display_name,
-            self.cpu,
-            self.state.as_str(),
-            self.services.join(" ")
-        )
+        let mut out = String::new();
+        for (value, width) in [(self.display_name.as_str(), NAME_COL), (&self.cpu, CPU_COL), (self.state.as_str(), STATE_COL)] {
+            out.push_str(value);
+            out.extend(std::iter::repeat(' ').take(width.saturating_sub(value.len())));
+        }
+        out + &self.services.join(" ")
     }
 
     /// The console device named by the `rpmsg-tty(<path>)` service, once it exists.
@@ -102,7 +103,12 @@ impl StatusLine {
         // The name column is 30 wide, 31 when a 31-byte name overflows it; the cpu
         // column is 20 wide, so the state starts 20 bytes after the name column ends
         // unless the cpu list itself overflowed.
-        let name_end = if at == NAME_COL + CPU_COL + 1 && before.as_bytes()[NAME_COL - 1] != b' ' {
+        // A 31-byte name ends on a character boundary; where byte 31 is inside
+        // a character, the 31st byte starts a 21-byte cpu list instead.
+        let name_end = if at == NAME_COL + CPU_COL + 1
+            && before.as_bytes()[NAME_COL - 1] != b' '
+            && before.is_char_boundary(NAME_COL + 1)
+        {
             NAME_COL + 1
         } else {
             NAME_COL
@@ -212,6 +218,30 @@ mod tests {
             let l = line(&"f".repeat(64), "2", st, &["rpmsg-rpc"]);
             assert_eq!(StatusLine::parse(&l.format()).unwrap(), l);
         }
+    }
+
+    /// Found by fuzz/ (micad_reply): `{:<30}` padded U+FFFD names (3 bytes each,
+    /// from a lossy read) to 30 characters, so the printed line put an
+    /// `Offline` from the cpu column past byte 50 and parsed as that state.
+    #[test]
+    fn format_pads_bytes_as_printf_does() {
+        // The fuzzer's input as the client reads it (lossy UTF-8).
+        let raw = "x     \u{fffd}\u{fffd}\u{fffd}\u{fffd}        nnnnnn\u{fffd}\u{fffd}\u{fffd}\u{fffd}  \u{10}Offline       Ready                                          Booting";
+        let s = StatusLine::parse(raw).unwrap();
+        assert_eq!((s.display_name.len(), s.cpu.as_str(), s.state), (30, "nn\u{fffd}\u{fffd}\u{fffd}\u{fffd}  \u{10}Offline", ClientState::Ready));
+        assert_eq!(s.format().find("Ready"), Some(30 + s.cpu.len()));
+        assert_eq!(StatusLine::parse(&s.format()).unwrap(), s);
+        let l = line("zéphyr", "1-3", ClientState::Running, &[]);
+        assert_eq!(&l.format()[50..57], "Running");
+    }
+
+    #[test]
+    fn name_column_never_ends_inside_a_character() {
+        // A 30-byte name and a 21-byte cpu list starting with a 2-byte character:
+        // printed, the state starts at byte 51, but byte 31 is inside the 'é'.
+        let l = line(&"n".repeat(30), &("é".to_string() + &"1".repeat(19)), ClientState::Ready, &[]);
+        assert_eq!(l.cpu.len(), 21);
+        assert_eq!(StatusLine::parse(&l.format()).unwrap(), l);
     }
 
     #[test]
