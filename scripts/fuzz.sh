@@ -74,8 +74,10 @@ for t in "${TARGETS[@]}"; do
         echo "fuzz $t: ${runs:-?} runs in $SECS s, corpus $n inputs, no crash"
     else
         failed=1
-        echo "fuzz $t: FAILED; last lines of fuzz/target/fuzz-run/$t/log:" >&2
-        tail -n 40 "$run/log" >&2
+        echo "fuzz $t: FAILED; from fuzz/target/fuzz-run/$t/log:" >&2
+        # The panic message and libFuzzer's verdict; the backtrace stays in the log.
+        grep -m 1 -A 6 'panicked at' "$run/log" >&2 || true
+        grep -E '^(==[0-9]+== ?ERROR|SUMMARY|artifact_prefix|Test unit written)' "$run/log" >&2 || tail -n 20 "$run/log" >&2
         crash=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$run/log" | tail -n 1)
         if [ -n "$crash" ] && [ -f "$crash" ]; then
             echo "fuzz $t: crash input ${crash#"$REPO/"} (replay: cd fuzz && cargo +nightly fuzz run -a $t ${crash#"$FUZZ/"}):" >&2
