@@ -50,15 +50,24 @@ pub fn runtime_options(any: Option<&Any>) -> Result<RuntimeOptions> {
     match url {
         RUNTIME_OPTIONS_URL => {
             // runtimeoptions.v1.Options { type_url = 1; config_path = 2; config_body = 3; }
+            let (mut path, mut body) = (None, None);
             for (field, value) in string_fields(&any.value)? {
                 match field {
-                    2 if !value.is_empty() => out.config = Some(ConfigSource::File(value.into())),
-                    3 if !value.is_empty() => {
-                        out.config = Some(ConfigSource::Body);
-                        out.config_body = Some(value);
-                    }
+                    2 if !value.is_empty() => path = Some(value),
+                    3 if !value.is_empty() => body = Some(value),
                     _ => {}
                 }
+            }
+            // With both set the body wins, as it did for containerd's encoding
+            // (path before body); decided after the loop so that fields in
+            // another order cannot leave a file source beside a body.
+            match (path, body) {
+                (_, Some(body)) => {
+                    out.config = Some(ConfigSource::Body);
+                    out.config_body = Some(body);
+                }
+                (Some(path), None) => out.config = Some(ConfigSource::File(path.into())),
+                (None, None) => {}
             }
         }
         RUNC_OPTIONS_URL => {
@@ -315,6 +324,17 @@ mod tests {
         let bad = Any { type_url: "example.Other".into(), ..Default::default() };
         assert!(runtime_options(Some(&bad)).unwrap_err().to_string().contains("example.Other"));
         assert_eq!(runtime_options(None).unwrap(), RuntimeOptions::default());
+    }
+
+    /// Found by fuzz/ (runtime_options): config_body before config_path gave
+    /// `config: File` with `config_body` still set, so the body was ignored.
+    #[test]
+    fn body_wins_over_path_in_either_order() {
+        for fields in [[(2, "/etc/m.toml"), (3, "log_level = \"debug\"")], [(3, "log_level = \"debug\""), (2, "/etc/m.toml")]] {
+            let any = Any { type_url: "runtimeoptions.v1.Options".into(), value: encode(&fields), ..Default::default() };
+            let o = runtime_options(Some(&any)).unwrap();
+            assert_eq!((o.config, o.config_body.as_deref()), (Some(ConfigSource::Body), Some("log_level = \"debug\"")), "{fields:?}");
+        }
     }
 
     #[test]
