@@ -24,8 +24,17 @@
 # state dirs and the delegates', shim sockets in /run/containerd/s for this
 # run's ids, micad clients, RTOS ttys.
 #
-# Bounds: every count back to its warm-up value, but RSS and PSS within 64 KB
-# (CHURN_RSS_BOUND_KB). Knobs: CHURN_WARMUP (20 cycles), BENCH_NO_BUILD=1.
+# Bounds: every count back to its warm-up value, but RSS, PSS and the heap in
+# use within 64 KB (CHURN_RSS_BOUND_KB). Knobs: CHURN_WARMUP (20 cycles),
+# CHURN_STEPS (a subset of "linux rtos console pod"), CHURN_NS, BENCH_NO_BUILD=1.
+#
+# The allocator: glibc keeps up to 7 freed blocks of each of 64 sizes per
+# thread (its tcache, up to about 230 KB), which the allocator reports as in
+# use and which fills over hundreds of cycles. That is a bounded cache, not a
+# leak, but it hides small leaks in both RSS and the heap count, so the run
+# turns it off for containerd and the shims it starts
+# (GLIBC_TUNABLES=glibc.malloc.tcache_count=0); CHURN_GLIBC_DEFAULTS=1 keeps
+# glibc's defaults (README, "Reliability", has figures for both).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -41,6 +50,9 @@ GROUP_KEY=io.containerd.mica.v2.group
 OS_KEY=org.openeuler.micran.container.os=zephyr
 DEMO_IMG=localhost/micrun-churn/demo-rtos:1
 
+if [[ ${CHURN_GLIBC_DEFAULTS:-0} != 1 ]]; then
+    export GLIBC_TUNABLES=glibc.malloc.tcache_count=0
+fi
 MICRUN_NO_BUILD=${BENCH_NO_BUILD:-0} micrun_private_containerd churn "$NS"
 CTR=(ctr --address "$ADDR" -n "$NS")
 SIM_DIR="$WORK/sim"
@@ -108,12 +120,14 @@ pod_pair() {
     remove "$group-b"
 }
 
+# CHURN_STEPS narrows a cycle to some of its steps, to find which one leaks.
+STEPS="${CHURN_STEPS:-linux rtos console pod}"
 cycle() {
     local c="churn-$1"
-    linux_with_execs "$c-linux"
-    rtos_detached "$c-rtos"
-    rtos_console "$c-console"
-    pod_pair "$c-pod"
+    [[ " $STEPS " != *" linux "* ]] || linux_with_execs "$c-linux"
+    [[ " $STEPS " != *" rtos "* ]] || rtos_detached "$c-rtos"
+    [[ " $STEPS " != *" console "* ]] || rtos_console "$c-console"
+    [[ " $STEPS " != *" pod "* ]] || pod_pair "$c-pod"
 }
 
 # --- counting ----------------------------------------------------------------
@@ -213,7 +227,7 @@ done
 settle
 snapshot "$SHIM" >"$WORK/before"
 
-micrun_log "churn: $CYCLES cycles (5 containers, 4 execs, 2 RTOS each)"
+micrun_log "churn: $CYCLES cycles ($STEPS)"
 t0=$(date +%s)
 for ((i = 0; i < CYCLES; i++)); do
     note_keys "$i"
@@ -235,6 +249,7 @@ while IFS='=' read -r key before; do
     delta=$((after - before))
     case $key in
     shim_rss_kb | shim_pss_kb) bound=$RSS_BOUND_KB ;;
+    shim_heap_bytes) bound=$((RSS_BOUND_KB * 1024)) ;;
     *) bound=0 ;;
     esac
     verdict=ok
@@ -255,5 +270,6 @@ left=$(shim_sockets)
 state=$(find "/run/micrun/$NS" -mindepth 2 -path "*/containers/*" 2>/dev/null)
 [[ -z $state ]] || { echo "state left: $state"; status=1; }
 
-echo "churn: $CYCLES cycles in $elapsed s ($((CYCLES * 5)) containers, $((CYCLES * 4)) execs, $((CYCLES * 2)) RTOS); $([[ $status == 0 ]] && echo "nothing grew beyond its bound" || echo FAILED)"
+allocator=$([[ -n ${GLIBC_TUNABLES:-} ]] && echo "glibc tcache off" || echo "glibc defaults")
+echo "churn: $CYCLES cycles ($STEPS) in $elapsed s, warm-up $WARMUP, $allocator; $([[ $status == 0 ]] && echo "nothing grew beyond its bound" || echo FAILED)"
 exit "$status"
