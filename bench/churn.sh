@@ -181,7 +181,7 @@ snapshot() {
     pids=$(descendants "$cpid" "$spid" $shims)
     echo "processes=$(wc -l <<<"$pids")"
     echo "zombies=$(for p in $pids; do awk '{ print $3 }' /proc/"$p"/stat 2>/dev/null; done | grep -c '^Z$' || true)"
-    echo "mounts=$(grep -c -e "$WORK" -e "/run/micrun/$NS" /proc/self/mountinfo || true)"
+    echo "mounts=$(grep -c -e "$WORK" -e "/run/micrun/$NS/" /proc/self/mountinfo || true)"
     echo "cgroup_dirs=$(find /sys/fs/cgroup -type d -path "*/$NS/*" 2>/dev/null | wc -l)"
     echo "state_entries=$(find "/run/micrun/$NS" -mindepth 1 -not -path "*/delegates/*" 2>/dev/null | wc -l)"
     echo "delegate_state_entries=$(find "/run/micrun/$NS/delegates" -mindepth 2 2>/dev/null | wc -l)"

@@ -48,11 +48,16 @@ else
 fi
 [ ${#TARGETS[@]} -gt 0 ] || die "no fuzz targets found in fuzz/"
 
+# The instrumented build (every dependency under the address sanitizer) takes
+# many minutes cold, so it is kept per machine, like the peers' builds.
+TARGET_DIR="${MICRUN_FUZZ_TARGET_DIR:-/var/cache/micrun/fuzz-target}"
+mkdir -p "$TARGET_DIR"
+
 # -a: debug assertions, so an integer overflow is a crash and not a wrong value.
 start=$(date +%s)
 build_log="$FUZZ/target/fuzz-build.log"
 mkdir -p "$FUZZ/target"
-if ! cargo +nightly fuzz build -a >"$build_log" 2>&1; then
+if ! cargo +nightly fuzz build -a --target-dir "$TARGET_DIR" >"$build_log" 2>&1; then
     tail -n 30 "$build_log" >&2
     die "building the fuzz targets failed (log: fuzz/target/fuzz-build.log)"
 fi
@@ -66,7 +71,7 @@ for t in "${TARGETS[@]}"; do
     mkdir -p "$run/corpus" "$FUZZ/artifacts/$t"
     cp -r "corpus/$t/." "$run/corpus/"
     # One process, no -jobs/-workers: the fuzz run must leave the other core free.
-    if cargo +nightly fuzz run -a "$t" "$run/corpus" -- \
+    if cargo +nightly fuzz run -a --target-dir "$TARGET_DIR" "$t" "$run/corpus" -- \
         -max_total_time="$SECS" -timeout=10 -print_final_stats=1 \
         -artifact_prefix="$FUZZ/artifacts/$t/" >"$run/log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$run/log" | tail -n 1)

@@ -135,7 +135,7 @@ fi
 if [[ ${MICRUN_RELIABILITY:-} == 1 || (-z ${MICRUN_RELIABILITY:-} && -z ${MICRUN_CONTAINERD:-} && $# -eq 0) ]]; then
     micrun_log "=== churn: 200 lifecycles (bench/churn.sh 200) ==="
     set +e
-    BENCH_NO_BUILD=1 bash "$MICRUN_REPO/bench/churn.sh" 200 2>&1 | tee "$out"
+    CHURN_NS=micrun-churn-ci BENCH_NO_BUILD=1 bash "$MICRUN_REPO/bench/churn.sh" 200 2>&1 | tee "$out"
     status=${PIPESTATUS[0]}
     set -e
     counts=$(grep -a '^churn: [0-9]* cycles' "$out" | tail -n 1)
@@ -143,6 +143,21 @@ if [[ ${MICRUN_RELIABILITY:-} == 1 || (-z ${MICRUN_RELIABILITY:-} && -z ${MICRUN
         summary+=("${counts:-churn: no counts printed}: ok")
     else
         summary+=("${counts:-churn: no counts printed}: FAILED (exit $status; the GREW lines above)")
+        rc=1
+    fi
+fi
+
+if [[ ${MICRUN_RELIABILITY:-} == 1 || (-z ${MICRUN_RELIABILITY:-} && -z ${MICRUN_CONTAINERD:-} && $# -eq 0) ]]; then
+    micrun_log "=== fuzzing: every target 60 s (scripts/fuzz.sh 60) ==="
+    set +e
+    bash "$MICRUN_REPO/scripts/fuzz.sh" 60 2>&1 | tee "$out"
+    status=${PIPESTATUS[0]}
+    set -e
+    targets=$(grep -ac '^fuzz .*: .* runs in .*no crash$' "$out" || true)
+    if ((status == 0)); then
+        summary+=("fuzz: $targets targets, 60 s each, no crash: ok")
+    else
+        summary+=("fuzz: $targets targets without a crash: FAILED (exit $status; the crash is above)")
         rc=1
     fi
 fi
