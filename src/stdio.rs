@@ -251,16 +251,21 @@ impl IoCopy {
 
     /// Waits (bounded) until the process's output reached containerd.
     pub async fn drain(&mut self, bound: std::time::Duration) {
-        let all = futures_join(std::mem::take(&mut self.outputs));
-        let _ = tokio::time::timeout(bound, all).await;
+        let mut outputs = std::mem::take(&mut self.outputs);
+        let deadline = tokio::time::Instant::now() + bound;
+        for h in outputs.iter_mut() {
+            if tokio::time::timeout_at(deadline, h).await.is_err() {
+                break;
+            }
+        }
+        // A copy still running is stuck on a reader that stopped reading (a
+        // fifo opened read-write never fails its writer): left alone it would
+        // hold its descriptors for the life of the shim.
+        for h in &outputs {
+            h.abort();
+        }
         self.console = None;
         self.idle_stderr = None;
-    }
-}
-
-async fn futures_join(handles: Vec<JoinHandle<()>>) {
-    for h in handles {
-        let _ = h.await;
     }
 }
 

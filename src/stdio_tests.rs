@@ -74,6 +74,50 @@ async fn console_opens_a_separate_stderr_fifo_and_closes_it_with_the_output() {
     io.drain(std::time::Duration::from_secs(5)).await;
 }
 
+/// A reader that opened its fifo and stopped reading: drain gives up at its
+/// bound and ends the copy, so its descriptors close (the reader then sees
+/// the end of what was buffered) instead of staying with the shim for good.
+#[tokio::test]
+async fn drain_ends_a_copy_stuck_on_a_reader_that_stopped_reading() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stdout");
+    nix::unistd::mkfifo(&out, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let path = out.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(std::fs::File::open(path).unwrap()).unwrap());
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let paths = StdioPaths { stdout: out.display().to_string(), ..Default::default() };
+    let mut io = IoCopy::console(&paths, pty.master, "c", "ns").await.unwrap();
+    let mut reader = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("stdout fifo never opened");
+    // More than the fifo and the pty hold together, so the copy blocks on the fifo.
+    let mut slave = std::fs::File::from(pty.slave);
+    std::thread::spawn(move || {
+        let chunk = [b'x'; 4096];
+        for _ in 0..64 {
+            if slave.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    io.drain(std::time::Duration::from_millis(300)).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "drain took {:?}", started.elapsed());
+    // An aborted task is dropped on the runtime's next turn, as the shim's keeps turning.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        tx.send(reader.read_to_end(&mut all).map(|_| all.len())).unwrap();
+    });
+    let read = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the stuck copy still holds the fifo open after drain")
+        .unwrap();
+    assert!(read >= 4096, "the reader got {read} bytes");
+}
+
 /// nerdctl hands every detached container a `binary://` log, and ctr's
 /// --log-uri a `file://`: a console's output must reach both, and its
 /// end must still be noticed (an RTOS's exit waits for it).
