@@ -20,18 +20,7 @@ use common::leftovers::{
 };
 use common::procs::{alive, cmdline, exec_bounded, flag_value, kill, parent, proc_stat, shim_of_task};
 use common::tasks_api::run_with_binary_name;
-use common::{assert_mentions, wait_until, Env, Guard, GROUP_ANNOTATION, RUNTIME};
-
-/// Kills a task and waits until containerd reports it stopped.
-fn kill_and_wait_stopped(env: &Env, id: &str) {
-    let k = env.ctr(&["task", "kill", "-s", "SIGKILL", id]);
-    assert_eq!(k.code, 0, "ctr task kill {id}: {}", k.stderr);
-    assert!(
-        wait_until(Duration::from_secs(10), || env.task_status(id).as_deref() == Some("STOPPED")),
-        "task {id} not STOPPED after SIGKILL: {:?}",
-        env.task_status(id)
-    );
-}
+use common::{kill_and_wait_stopped, assert_mentions, wait_until, Env, Guard, GROUP_ANNOTATION, RUNTIME};
 
 fn remove_stopped(env: &Env, id: &str) {
     let rm = env.ctr(&["task", "rm", id]);

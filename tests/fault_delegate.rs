@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::events::Events;
 use common::faults::{assert_consistent, exits, Wrapper};
 use common::leftovers::log_tail;
-use common::{assert_mentions, show, strs, wait_until, Env, Guard, Run, RUNTIME};
+use common::{kill_and_wait_stopped, assert_mentions, show, strs, wait_until, Env, Guard, Run, RUNTIME};
 
 /// `ctr run -d --null-io` through the wrapper.
 fn run_detached(env: &Env, w: &Wrapper, id: &str, cmd: &[&str]) -> Run {
@@ -22,16 +22,6 @@ fn run_detached(env: &Env, w: &Wrapper, id: &str, cmd: &[&str]) -> Run {
     args.extend([env.image.as_str(), id]);
     args.extend_from_slice(cmd);
     env.ctr(&args)
-}
-
-fn kill_and_wait_stopped(env: &Env, id: &str) {
-    let k = env.ctr(&["task", "kill", "-s", "SIGKILL", id]);
-    assert_eq!(k.code, 0, "ctr task kill {id}: {}", show(&k));
-    assert!(
-        wait_until(Duration::from_secs(10), || env.task_status(id).as_deref() == Some("STOPPED")),
-        "task {id} not STOPPED after SIGKILL: {:?}",
-        env.task_status(id)
-    );
 }
 
 fn task_rm(env: &Env, id: &str) {

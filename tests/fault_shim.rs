@@ -14,7 +14,7 @@ use common::events::Events;
 use common::faults::{assert_consistent, Wrapper};
 use common::leftovers::{log_tail, CLEANUP_BOUND};
 use common::procs::{cmdline, kill, shims_with_id};
-use common::{show, strs, wait_until, Env, Guard, Run, RUNTIME};
+use common::{kill_and_wait_stopped, show, strs, wait_until, Env, Guard, Run, RUNTIME};
 use nix::sys::signal::Signal;
 
 /// How long the wrapper holds a step: far longer than any test waits for it,
@@ -63,16 +63,6 @@ fn running(env: &Env, w: &Wrapper, id: &str) {
     let cfg = w.run_args();
     let r = env.ctr(&ctr_run_args(env, &cfg, id));
     assert_eq!(r.code, 0, "ctr run -d {id}: {}", show(&r));
-}
-
-fn kill_and_wait_stopped(env: &Env, id: &str) {
-    let k = env.ctr(&["task", "kill", "-s", "SIGKILL", id]);
-    assert_eq!(k.code, 0, "ctr task kill {id}: {}", show(&k));
-    assert!(
-        wait_until(Duration::from_secs(10), || env.task_status(id).as_deref() == Some("STOPPED")),
-        "task {id} not STOPPED after SIGKILL: {:?}",
-        env.task_status(id)
-    );
 }
 
 /// containerd's cleanup after the dead shim removed the task.

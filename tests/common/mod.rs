@@ -190,6 +190,17 @@ impl Drop for Guard<'_> {
     }
 }
 
+/// `ctr task kill -s SIGKILL`, then waits until containerd reports the task stopped.
+pub fn kill_and_wait_stopped(env: &Env, id: &str) {
+    let k = env.ctr(&["task", "kill", "-s", "SIGKILL", id]);
+    assert_eq!(k.code, 0, "ctr task kill {id}: {}", show(&k));
+    assert!(
+        wait_until(Duration::from_secs(10), || env.task_status(id).as_deref() == Some("STOPPED")),
+        "task {id} not STOPPED after SIGKILL: {:?}",
+        env.task_status(id)
+    );
+}
+
 pub fn wait_until(bound: Duration, mut f: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < bound {
