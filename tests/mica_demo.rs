@@ -200,10 +200,12 @@ fn demo_halt_shows_running_then_stopped_with_its_code() {
     assert_nothing_left(&env, &sim, &id);
 }
 
-/// An image whose firmware symlinks leave the rootfs: /firmware.elf is
-/// `../../../../etc/passwd`, /boot/escape.elf is `../../../etc/passwd`, /abs.elf
-/// is `/etc/passwd`. `micrun image build` packs regular files only, so this is
-/// packed with scripts/lib.sh's image writer.
+/// An image whose firmware symlinks would leave the rootfs on the host:
+/// /firmware.elf is `../../../../etc/passwd`, /boot/escape.elf is
+/// `../../../etc/passwd`, /abs.elf is `/etc/passwd`. Resolved as the container
+/// sees them, all three name the image's /etc/passwd, which it lacks.
+/// `micrun image build` packs regular files only, so this is packed with
+/// scripts/lib.sh's image writer.
 fn escaping_image(env: &Env) -> String {
     let reference = "localhost/micrun-test/rtos-escape:1".to_string();
     if env.ctr(&["images", "ls", "-q"]).stdout.lines().any(|l| l == reference) {
@@ -234,9 +236,9 @@ fn firmware_symlinks_out_of_the_rootfs_fail_create_and_leave_nothing() {
     let sim = Sim::start(&env, "baremetal");
     let image = escaping_image(&env);
     let cases: [(&[&str], &str); 3] = [
-        (&[], "points outside the rootfs"),
-        (&["--annotation", "org.openeuler.micran.container.firmware_path=/boot/escape.elf"], "points outside the rootfs"),
-        (&["--annotation", "org.openeuler.micran.container.firmware_path=/abs.elf"], "points to the absolute path /etc/passwd"),
+        (&[], "does not exist in the image"),
+        (&["--annotation", "org.openeuler.micran.container.firmware_path=/boot/escape.elf"], "does not exist in the image"),
+        (&["--annotation", "org.openeuler.micran.container.firmware_path=/abs.elf"], "does not exist in the image"),
     ];
     for (flags, needle) in cases {
         let id = unique_id("rtos-escape");

@@ -41,7 +41,9 @@ fn absolute_symlink_in_the_image_boots_the_images_file() {
         "no 'firmware copied' line with the image's busybox (sha256 {want}): {}",
         common::leftovers::log_tail(&env, &id)
     );
-    assert_eq!(env.ctr(&["task", "kill", "-s", "SIGKILL", &id]).code, 0);
+    // busybox run as `firmware.elf` finds no such applet and halts at once, so
+    // the kill may find the RTOS ended already.
+    env.ctr(&["task", "kill", "-s", "SIGKILL", &id]);
     assert!(events.wait_for(&id, "/tasks/exit", Duration::from_secs(10)).is_some(), "no /tasks/exit");
     assert_eq!(env.ctr(&["task", "rm", &id]).code, 0);
     assert_eq!(env.ctr(&["container", "rm", &id]).code, 0);
