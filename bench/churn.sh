@@ -45,7 +45,10 @@ cd "$REPO"
 CYCLES="${1:-1000}"
 WARMUP="${CHURN_WARMUP:-20}"
 RSS_BOUND_KB="${CHURN_RSS_BOUND_KB:-64}"
-NS="${CHURN_NS:-micrun-churn}"
+# A namespace of its own: the shim's state (/run/micrun/<namespace>/...) of two
+# runs at once would otherwise be one directory, and their counts each other's.
+NS="${CHURN_NS:-micrun-churn-$$}"
+export MICRUN_TEARDOWN_RM="/run/micrun/$NS"
 GROUP_KEY=io.containerd.mica.v2.group
 OS_KEY=org.openeuler.micran.container.os=zephyr
 DEMO_IMG=localhost/micrun-churn/demo-rtos:1

@@ -669,6 +669,8 @@ micrun__teardown() {
     fi
     # MICRUN_KEEP_WORK=1 keeps the logs and state for a look afterwards
     [[ -n ${MICRUN_KEEP_WORK:-} ]] || rm -rf --one-file-system "$WORK"
+    # state a run made outside WORK (e.g. the shim's /run/micrun/<namespace>)
+    [[ -z ${MICRUN_TEARDOWN_RM:-} ]] || rm -rf --one-file-system "$MICRUN_TEARDOWN_RM"
     exit "$rc"
 }
 

@@ -135,7 +135,7 @@ fi
 if [[ ${MICRUN_RELIABILITY:-} == 1 || (-z ${MICRUN_RELIABILITY:-} && -z ${MICRUN_CONTAINERD:-} && $# -eq 0) ]]; then
     micrun_log "=== churn: 200 lifecycles (bench/churn.sh 200) ==="
     set +e
-    CHURN_NS=micrun-churn-ci BENCH_NO_BUILD=1 bash "$MICRUN_REPO/bench/churn.sh" 200 2>&1 | tee "$out"
+    BENCH_NO_BUILD=1 bash "$MICRUN_REPO/bench/churn.sh" 200 2>&1 | tee "$out"
     status=${PIPESTATUS[0]}
     set -e
     counts=$(grep -a '^churn: [0-9]* cycles' "$out" | tail -n 1)
