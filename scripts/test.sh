@@ -105,7 +105,7 @@ if [[ ${MICRUN_CONFORMANCE:-} == 1 || (-z ${MICRUN_CONFORMANCE:-} && -z ${MICRUN
     MICRUN_NO_BUILD=1 bash "$MICRUN_REPO/scripts/conformance.sh" containerd 2>&1 | tee "$out"
     status=${PIPESTATUS[0]}
     set -e
-    counts=$(grep -a 'integration/client: ' "$out" | tail -n 1)
+    counts=$(grep -a 'integration/client: ' "$out" | tail -n 1 || true)
     if ((status == 0)); then
         summary+=("${counts:-containerd integration suite: no counts printed}: ok")
     else
@@ -120,7 +120,7 @@ if [[ ${MICRUN_CONFORMANCE:-} == 1 || (-z ${MICRUN_CONFORMANCE:-} && -z ${MICRUN
     MICRUN_NO_BUILD=1 bash "$MICRUN_REPO/scripts/conformance.sh" cri --handler mica --handler mica-shim 2>&1 | tee "$out"
     status=${PIPESTATUS[0]}
     set -e
-    counts=$(grep -a '^critest .* on containerd ' "$out" | tail -n 1)
+    counts=$(grep -a '^critest .* on containerd ' "$out" | tail -n 1 || true)
     if ((status == 0)); then
         summary+=("${counts:-critest: no counts printed}: ok")
     else
@@ -138,7 +138,7 @@ if [[ ${MICRUN_RELIABILITY:-} == 1 || (-z ${MICRUN_RELIABILITY:-} && -z ${MICRUN
     BENCH_NO_BUILD=1 bash "$MICRUN_REPO/bench/churn.sh" 200 2>&1 | tee "$out"
     status=${PIPESTATUS[0]}
     set -e
-    counts=$(grep -a '^churn: [0-9]* cycles' "$out" | tail -n 1)
+    counts=$(grep -a '^churn: [0-9]* cycles' "$out" | tail -n 1 || true)
     if ((status == 0)); then
         summary+=("${counts:-churn: no counts printed}: ok")
     else
