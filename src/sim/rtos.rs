@@ -187,13 +187,7 @@ impl RtosClient {
             }
             services.push_str("rpmsg-rpc rpmsg-umt ");
         }
-        // printf pads to bytes; Rust's `{:<30}` would pad to characters.
-        let mut line = String::new();
-        for (value, width) in [(display_name(&self.msg.name).as_str(), 30usize), (&self.msg.cpu, 20), (self.state.as_str(), 20)] {
-            line.push_str(value);
-            line.extend(std::iter::repeat(' ').take(width.saturating_sub(value.len())));
-        }
-        line + &services
+        crate::backend::mica::status::columns(&display_name(&self.msg.name), &self.msg.cpu, self.state) + &services
     }
 }
 

@@ -77,17 +77,23 @@ pub struct StatusLine {
     pub services: Vec<String>,
 }
 
+/// The name, cpu and state columns as micad's printf writes them: each padded
+/// to its width in bytes (the simulator prints its status lines with this too).
+pub fn columns(display_name: &str, cpu: &str, state: ClientState) -> String {
+    let mut out = String::new();
+    for (value, width) in [(display_name, NAME_COL), (cpu, CPU_COL), (state.as_str(), STATE_COL)] {
+        out.push_str(value);
+        out.extend(std::iter::repeat(' ').take(width.saturating_sub(value.len())));
+    }
+    out
+}
+
 impl StatusLine {
     /// The line exactly as micad prints it (no newline). printf's `%-30s` pads
     /// to 30 bytes, while Rust's `{:<30}` pads to 30 characters: a non-ASCII
     /// name or cpu list would move the state column and no longer parse back.
     pub fn format(&self) -> String {
-        let mut out = String::new();
-        for (value, width) in [(self.display_name.as_str(), NAME_COL), (&self.cpu, CPU_COL), (self.state.as_str(), STATE_COL)] {
-            out.push_str(value);
-            out.extend(std::iter::repeat(' ').take(width.saturating_sub(value.len())));
-        }
-        out + &self.services.join(" ")
+        columns(&self.display_name, &self.cpu, self.state) + &self.services.join(" ")
     }
 
     /// The console device named by the `rpmsg-tty(<path>)` service, once it exists.
